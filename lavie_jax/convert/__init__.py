@@ -1,0 +1,1 @@
+"""PyTorch → NNX weight conversion: renaming and transposing per model family."""
