@@ -22,7 +22,9 @@ def path_to_name(path: tuple) -> str:
 
 def flat_params(module: nnx.Module) -> dict[str, jnp.ndarray]:
     """Every ``nnx.Param`` of `module` keyed by its dotted path."""
-    return {path_to_name(path): var[...] for path, var in nnx.state(module, nnx.Param).flat_state()}
+    return {
+        path_to_name(path): var.get_value() for path, var in nnx.to_flat_state(nnx.state(module, nnx.Param))
+    }
 
 
 class StateMismatchError(ValueError):
@@ -50,11 +52,12 @@ def check_complete(expected: Mapping[str, tuple], given: Mapping[str, np.ndarray
 def assign(module: nnx.Module, flat: Mapping[str, np.ndarray], what: str = "model") -> None:
     """Write `flat` into `module` in place; every parameter exactly once, shapes checked.
 
-    Values keep the dtype of the module's parameter (sources are cast, e.g. fp16 → fp32).
+    Values keep the dtype of the module's parameter (sources are cast, e.g. fp16 → fp32). Works on
+    abstract modules from ``nnx.eval_shape`` too, so loading never pays for a random initialisation.
     """
     state = nnx.state(module, nnx.Param)
-    variables = {path_to_name(path): var for path, var in state.flat_state()}
-    check_complete({k: v[...].shape for k, v in variables.items()}, flat, what)
+    variables = {path_to_name(path): var for path, var in nnx.to_flat_state(state)}
+    check_complete({k: v.get_value().shape for k, v in variables.items()}, flat, what)
     for name, var in variables.items():
-        var[...] = jnp.asarray(np.asarray(flat[name]), dtype=var[...].dtype)
+        var.set_value(jnp.asarray(np.asarray(flat[name]), dtype=var.get_value().dtype))
     nnx.update(module, state)
