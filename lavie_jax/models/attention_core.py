@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 
 IMPLEMENTATIONS = ("xla", "chunked", "cudnn")
+# Default bytes for one fp32 block of scores in the chunked path; the query chunk is derived from it.
+SCORE_BLOCK_BYTES = 128 * 2**20
 _MASKED = -1e30  # large finite negative: exp() of it is exactly 0 and max() never yields NaN
 
 
@@ -28,10 +30,14 @@ def attend(
     *,
     scale: float,
     impl: str = "xla",
-    query_chunk: int = 1024,
+    query_chunk: int | None = None,
     key_chunk: int = 4096,
 ) -> jax.Array:
-    """Attention over ``(B, L, H, D)`` arrays; returns ``(B, Lq, H, D)``."""
+    """Attention over ``(B, L, H, D)`` arrays; returns ``(B, Lq, H, D)``.
+
+    ``query_chunk=None`` picks the largest power of two (16..4096) whose score block
+    ``(B, H, query_chunk, min(Lk, key_chunk))`` fits in `SCORE_BLOCK_BYTES`.
+    """
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
         raise ValueError(f"attend: q, k, v must be (B, L, H, D), got {q.shape}, {k.shape}, {v.shape}")
     if bias is not None:
@@ -41,8 +47,15 @@ def attend(
     if impl == "cudnn":
         return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=scale, implementation="cudnn")
     if impl == "chunked":
+        if query_chunk is None:
+            query_chunk = auto_query_chunk(q.shape[0], q.shape[2], min(k.shape[1], key_chunk))
         return chunked_attention(q, k, v, bias, scale=scale, query_chunk=query_chunk, key_chunk=key_chunk)
     raise ValueError(f"attend: impl={impl!r}; expected one of {IMPLEMENTATIONS}")
+
+
+def auto_query_chunk(batch: int, heads: int, key_len: int, budget: int = SCORE_BLOCK_BYTES) -> int:
+    rows = max(budget // (batch * heads * key_len * 4), 1)
+    return int(min(max(2 ** (rows.bit_length() - 1), 16), 4096))
 
 
 def _pad_to(x: jax.Array, axis: int, multiple: int) -> jax.Array:
