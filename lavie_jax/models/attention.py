@@ -52,3 +52,18 @@ class Attention(nnx.Module):
         v = self.split_heads(self.to_v(context))
         out = attention_core.attend(q, k, v, scale=q.shape[-1] ** -0.5, impl=self.impl)
         return self.project_out(out)
+
+
+def set_impl(module: nnx.Module, impl: str) -> int:
+    """Switch every spatial/cross `Attention` inside `module` to `impl`; returns how many changed.
+
+    Temporal attention (a subclass over F ≤ 61 frames, tiny score matrices) keeps its own setting.
+    """
+    if impl not in attention_core.IMPLEMENTATIONS:
+        raise ValueError(f"attention impl={impl!r}; expected one of {attention_core.IMPLEMENTATIONS}")
+    count = 0
+    for _, node in nnx.iter_graph(module):
+        if type(node) is Attention:
+            node.impl = impl
+            count += 1
+    return count
