@@ -9,12 +9,13 @@ mirror transformers' ``CLIPTextModel`` (``encoder.layers.N.self_attn.q_proj``, â
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lavie_jax.models import norms
+from lavie_jax.models import io, norms
 
 ACTIVATIONS = {
     "quick_gelu": lambda x: x * jax.nn.sigmoid(1.702 * x),
@@ -161,3 +162,16 @@ class CLIPTextModel(nnx.Module):
         else:
             index = jnp.argmax(input_ids == self.config.eos_token_id, axis=-1)
         return last_hidden_state[jnp.arange(input_ids.shape[0]), index]
+
+
+def load_text_encoder(folder: str | os.PathLike) -> CLIPTextModel:
+    """A text-encoder component folder (``config.json`` + ``model.safetensors``) â†’ a ready module."""
+    return io.load_component(
+        folder,
+        kind="text_encoder",
+        build=lambda d: CLIPTextModel(CLIPTextConfig.from_dict(d), rngs=nnx.Rngs(0)),
+    )
+
+
+def save_text_encoder(folder: str | os.PathLike, model: CLIPTextModel, *, dtype: str = "float32") -> None:
+    io.save_component(folder, model, model.config.to_dict(), kind="text_encoder", dtype=dtype)
