@@ -28,11 +28,18 @@ def save_component(
     folder: str | os.PathLike, module: nnx.Module, config: dict, *, kind: str, dtype: str = "float32"
 ) -> None:
     """Write ``config.json`` (with ``_kind``) and the module's parameters as safetensors."""
+    save_flat(folder, state.flat_params(module), config, kind=kind, dtype=dtype)
+
+
+def save_flat(
+    folder: str | os.PathLike, flat: dict, config: dict, *, kind: str, dtype: str = "float32"
+) -> None:
+    """Like `save_component` from a flat ``{path: array}`` dict (the converter never builds modules)."""
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"save_component: dtype={dtype!r}; expected one of {sorted(STORAGE_DTYPES)}")
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: np.asarray(v).astype(STORAGE_DTYPES[dtype]) for k, v in state.flat_params(module).items()}
+    tensors = {k: np.asarray(v).astype(STORAGE_DTYPES[dtype]) for k, v in flat.items()}
     safetensors.numpy.save_file(tensors, str(folder / WEIGHTS_NAME))
     (folder / CONFIG_NAME).write_text(json.dumps({"_kind": kind, **config}, indent=2) + "\n")
 

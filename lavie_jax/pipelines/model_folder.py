@@ -91,13 +91,43 @@ def save(
     dtype: str = "float32",
     **index_extra,
 ) -> pathlib.Path:
-    """Write a complete model folder. It is written next to `folder` and renamed into place at the
-    end, so a failure never leaves a half-written folder behind; an existing folder is refused."""
+    """Write a complete model folder from modules (see `write` for the rules)."""
+    from lavie_jax.convert import state
+
+    components = {
+        name: (state.flat_params(module), module.config.to_dict())
+        for name, module in (("unet", unet), ("vae", vae), ("text_encoder", text_encoder))
+    }
+    return write(
+        folder,
+        stage=stage,
+        components=components,
+        tokenizer=tokenizer,
+        scheduler_config=scheduler_config,
+        dtype=dtype,
+        **index_extra,
+    )
+
+
+def write(
+    folder: str | os.PathLike,
+    *,
+    stage: str,
+    components: dict[str, tuple[dict, dict]],
+    tokenizer,
+    scheduler_config: dict,
+    dtype: str = "float32",
+    **index_extra,
+) -> pathlib.Path:
+    """Write a model folder from ``{"unet"|"vae"|"text_encoder": (flat params, config dict)}``.
+
+    It is written into a temporary folder next to `folder` and renamed into place at the end, so a
+    failure never leaves a half-written folder behind; an existing `folder` is refused.
+    """
     import shutil
     import tempfile
 
-    from lavie_jax.models import clip_text, unet3d
-    from lavie_jax.models import vae as vae_lib
+    from lavie_jax.models import io
 
     folder = pathlib.Path(folder)
     if folder.exists():
@@ -105,9 +135,8 @@ def save(
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        unet3d.save_unet(tmp / "unet", unet, dtype=dtype)
-        vae_lib.save_vae(tmp / "vae", vae, dtype=dtype)
-        clip_text.save_text_encoder(tmp / "text_encoder", text_encoder, dtype=dtype)
+        for name, (flat, config) in components.items():
+            io.save_flat(tmp / name, flat, config, kind=name, dtype=dtype)
         tokenizer.save(tmp / "tokenizer")
         write_scheduler_config(tmp, scheduler_config)
         write_index(tmp, stage, **index_extra)
