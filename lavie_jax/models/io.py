@@ -39,7 +39,8 @@ def save_flat(
         raise ValueError(f"save_component: dtype={dtype!r}; expected one of {sorted(STORAGE_DTYPES)}")
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: np.asarray(v).astype(STORAGE_DTYPES[dtype]) for k, v in flat.items()}
+    # Contiguous copies: safetensors writes raw buffers, and converted kernels are often transposed views.
+    tensors = {k: np.ascontiguousarray(np.asarray(v).astype(STORAGE_DTYPES[dtype])) for k, v in flat.items()}
     safetensors.numpy.save_file(tensors, str(folder / WEIGHTS_NAME))
     (folder / CONFIG_NAME).write_text(json.dumps({"_kind": kind, **config}, indent=2) + "\n")
 

@@ -64,10 +64,21 @@ class Tokenizer:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, max_length: int = MAX_LENGTH) -> Tokenizer:
+        """``vocab.json`` + ``merges.txt`` (SD's hub folders), or a ``tokenizer.json`` (what
+        transformers 5's ``save_pretrained`` writes) holding the same BPE vocabulary and merges."""
         folder = pathlib.Path(folder)
         missing = [f for f in FILES if not (folder / f).is_file()]
+        if missing and (folder / "tokenizer.json").is_file():
+            model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8")).get("model", {})
+            if model.get("type") != "BPE" or "vocab" not in model:
+                raise ValueError(f"{folder}/tokenizer.json: expected a BPE model with a vocabulary")
+            merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+            return cls(model["vocab"], merges, max_length=max_length)
         if missing:
-            raise ValueError(f"tokenizer folder {str(folder)!r} lacks {', '.join(missing)}; expected {FILES}")
+            raise ValueError(
+                f"tokenizer folder {str(folder)!r} lacks {', '.join(missing)}; expected {FILES} "
+                "or a tokenizer.json"
+            )
         vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
         merges = [
             line
