@@ -5,9 +5,11 @@ optional additive bias broadcastable to ``(B, H, Lq, Lk)``:
 
 * ``"xla"``     — ``jax.nn.dot_product_attention`` (XLA): materialises the whole score matrix.
 * ``"chunked"`` — memory-efficient, pure JAX (Rabe & Staats 2021, "Self-attention does not need O(n²)
-  memory"): queries in chunks (sequential ``lax.map``), keys in chunks with an online softmax
-  (``lax.scan``), so at most one ``(B, H, query_chunk, key_chunk)`` block of scores is alive. Needed
-  for 2560-token spatial attention on CPU (one full fp32 score matrix of the base model is 6.7 GB).
+  memory"): the (batch·head) pairs in groups and the queries in chunks (one sequential ``lax.map``),
+  keys in chunks with an online softmax (``lax.scan``), so at most one ``(group, query_chunk,
+  key_chunk)`` block of scores is alive. Needed for 2560-token spatial attention on CPU (one full fp32
+  score matrix of the base model is 6.7 GB) — and faster than the XLA path there, because the small
+  blocks stay in cache (3× on 32×4 heads × 1024 tokens here).
 * ``"cudnn"``   — the cuDNN fused kernel on NVIDIA GPUs.
 """
 
@@ -17,8 +19,8 @@ import jax
 import jax.numpy as jnp
 
 IMPLEMENTATIONS = ("xla", "chunked", "cudnn")
-# Default bytes for one fp32 block of scores in the chunked path; the query chunk is derived from it.
-SCORE_BLOCK_BYTES = 128 * 2**20
+# Bytes of one fp32 block of scores in the chunked path; the group and query chunk derive from it.
+SCORE_BLOCK_BYTES = 64 * 2**20
 _MASKED = -1e30  # large finite negative: exp() of it is exactly 0 and max() never yields NaN
 
 
@@ -35,8 +37,7 @@ def attend(
 ) -> jax.Array:
     """Attention over ``(B, L, H, D)`` arrays; returns ``(B, Lq, H, D)``.
 
-    ``query_chunk=None`` picks the largest power of two (16..4096) whose score block
-    ``(B, H, query_chunk, min(Lk, key_chunk))`` fits in `SCORE_BLOCK_BYTES`.
+    ``query_chunk=None`` (chunked path) fits the block of scores in `SCORE_BLOCK_BYTES`.
     """
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
         raise ValueError(f"attend: q, k, v must be (B, L, H, D), got {q.shape}, {k.shape}, {v.shape}")
@@ -47,15 +48,8 @@ def attend(
     if impl == "cudnn":
         return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=scale, implementation="cudnn")
     if impl == "chunked":
-        if query_chunk is None:
-            query_chunk = auto_query_chunk(q.shape[0], q.shape[2], min(k.shape[1], key_chunk))
         return chunked_attention(q, k, v, bias, scale=scale, query_chunk=query_chunk, key_chunk=key_chunk)
     raise ValueError(f"attend: impl={impl!r}; expected one of {IMPLEMENTATIONS}")
-
-
-def auto_query_chunk(batch: int, heads: int, key_len: int, budget: int = SCORE_BLOCK_BYTES) -> int:
-    rows = max(budget // (batch * heads * key_len * 4), 1)
-    return int(min(max(2 ** (rows.bit_length() - 1), 16), 4096))
 
 
 def _pad_to(x: jax.Array, axis: int, multiple: int) -> jax.Array:
@@ -67,6 +61,17 @@ def _pad_to(x: jax.Array, axis: int, multiple: int) -> jax.Array:
     return jnp.pad(x, widths)
 
 
+def block_sizes(pairs: int, lq: int, lk: int, query_chunk: int | None, budget: int = SCORE_BLOCK_BYTES):
+    """``(group, query_chunk)``: the query chunk (given, or all queries if one pair's scores fit, else
+    the largest power of two that does), then as many (batch·head) pairs as fit beside it."""
+    if query_chunk is None:
+        rows = max(budget // (lk * 4), 1)
+        query_chunk = lq if rows >= lq else max(2 ** (rows.bit_length() - 1), 16)
+    query_chunk = min(query_chunk, lq)
+    group = max(min(budget // (query_chunk * lk * 4), pairs), 1)
+    return group, query_chunk
+
+
 def chunked_attention(
     q: jax.Array,
     k: jax.Array,
@@ -74,50 +79,66 @@ def chunked_attention(
     bias: jax.Array | None,
     *,
     scale: float,
-    query_chunk: int,
+    query_chunk: int | None,
     key_chunk: int,
 ) -> jax.Array:
     b, lq, h, d = q.shape
     lk = k.shape[1]
-    qc, kc = min(query_chunk, lq), min(key_chunk, lk)
-    qp, kp, vp = _pad_to(q, 1, qc), _pad_to(k, 1, kc), _pad_to(v, 1, kc)
-    nq, nk = qp.shape[1] // qc, kp.shape[1] // kc
+    kc = min(key_chunk, lk)
+    g, qc = block_sizes(b * h, lq, kc, query_chunk)
+    pairs = lambda x: x.transpose(0, 2, 1, 3).reshape(b * h, x.shape[1], d)  # (B·H, L, D)
+    qp = _pad_to(_pad_to(pairs(q * scale), 0, g), 1, qc)  # (P, Lq', D), scaled once
+    kp = _pad_to(_pad_to(pairs(k), 0, g), 1, kc)  # (P, Lk', D)
+    vp = _pad_to(_pad_to(pairs(v), 0, g), 1, kc)
+    p_total, nq, nk = qp.shape[0], qp.shape[1] // qc, kp.shape[1] // kc
     key_valid = (jnp.arange(nk * kc) < lk).reshape(nk, kc)  # padded keys get zero weight
     if bias is not None:
-        bias = _pad_to(_pad_to(bias, 2, qc), 3, kc)  # (B, H, Lq', Lk')
+        bias = bias.reshape(b * h, lq, lk)  # (B·H, Lq, Lk)
+        bias = _pad_to(_pad_to(_pad_to(bias, 0, g), 1, qc), 2, kc)
 
-    # Chunk-major layouts so lax.map / lax.scan iterate over the leading axis.
-    q_chunks = qp.reshape(b, nq, qc, h, d).transpose(1, 0, 2, 3, 4)  # (nq, B, qc, H, D)
-    k_chunks = kp.reshape(b, nk, kc, h, d).transpose(1, 0, 2, 3, 4)  # (nk, B, kc, H, D)
-    v_chunks = vp.reshape(b, nk, kc, h, d).transpose(1, 0, 2, 3, 4)  # (nk, B, kc, H, D)
+    # Keys chunk-major for the scan: (nk, P, kc, D).
+    k_chunks = kp.reshape(p_total, nk, kc, d).transpose(1, 0, 2, 3)
+    v_chunks = vp.reshape(p_total, nk, kc, d).transpose(1, 0, 2, 3)
 
-    def one_query_chunk(args):
-        qi, iq = args  # (B, qc, H, D), chunk index
+    def one_block(index):
+        ig, iq = index // nq, index % nq  # which group of pairs, which query chunk
+        qi = jax.lax.dynamic_slice(qp, (ig * g, iq * qc, 0), (g, qc, d))  # (g, qc, D)
 
-        def over_keys(carry, xs):
-            m, l, acc = carry  # (B, H, qc), (B, H, qc), (B, qc, H, D)
-            kj, vj, valid, jk = xs
-            s = jnp.einsum("bqhd,bkhd->bhqk", qi, kj, preferred_element_type=jnp.float32) * scale
+        def scores(kj, valid, jk):  # (g, qc, kc) for one key chunk, padded keys masked
+            s = jnp.einsum("gqd,gkd->gqk", qi, kj, preferred_element_type=jnp.float32)
             if bias is not None:
-                s = s + jax.lax.dynamic_slice(bias, (0, 0, iq * qc, jk * kc), (b, h, qc, kc))
-            s = jnp.where(valid[None, None, None, :], s, _MASKED)  # (B, H, qc, kc)
+                s = s + jax.lax.dynamic_slice(bias, (ig * g, iq * qc, jk * kc), (g, qc, kc))
+            return jnp.where(valid[None, None, :], s, _MASKED)
+
+        def chunk(x, j):  # this group's slice of key/value chunk j: (g, kc, D)
+            return jax.lax.dynamic_slice_in_dim(x[j], ig * g, g)
+
+        if nk == 1:  # all keys in one chunk: a plain softmax, no running max or rescaling
+            p = jax.nn.softmax(scores(chunk(k_chunks, 0), key_valid[0], 0), axis=-1)
+            vj = chunk(v_chunks, 0)
+            return jnp.einsum("gqk,gkd->gqd", p.astype(vj.dtype), vj).astype(q.dtype)
+
+        def over_keys(carry, jk):
+            m, l, acc = carry  # (g, qc), (g, qc), (g, qc, D)
+            s = scores(chunk(k_chunks, jk), key_valid[jk], jk)
             m_new = jnp.maximum(m, s.max(-1))
             p = jnp.exp(s - m_new[..., None])
             correction = jnp.exp(m - m_new)  # rescales what was accumulated under the old max
             l = l * correction + p.sum(-1)
-            pv = jnp.einsum("bhqk,bkhd->bqhd", p.astype(vj.dtype), vj, preferred_element_type=jnp.float32)
-            acc = acc * correction.transpose(0, 2, 1)[..., None] + pv
-            return (m_new, l, acc), None
+            vj = chunk(v_chunks, jk)
+            pv = jnp.einsum("gqk,gkd->gqd", p.astype(vj.dtype), vj, preferred_element_type=jnp.float32)
+            return (m_new, l, acc * correction[..., None] + pv), None
 
         init = (
-            jnp.full((b, h, qc), _MASKED, jnp.float32),
-            jnp.zeros((b, h, qc), jnp.float32),
-            jnp.zeros((b, qc, h, d), jnp.float32),
+            jnp.full((g, qc), _MASKED, jnp.float32),
+            jnp.zeros((g, qc), jnp.float32),
+            jnp.zeros((g, qc, d), jnp.float32),
         )
-        (_, l, acc), _ = jax.lax.scan(over_keys, init, (k_chunks, v_chunks, key_valid, jnp.arange(nk)))
-        return (acc / l.transpose(0, 2, 1)[..., None]).astype(q.dtype)  # (B, qc, H, D)
+        (_, l, acc), _ = jax.lax.scan(over_keys, init, jnp.arange(nk))
+        return (acc / l[..., None]).astype(q.dtype)  # (g, qc, D)
 
-    # Remat per query chunk: the backward pass recomputes one chunk's scores instead of storing all.
-    out = jax.lax.map(jax.checkpoint(one_query_chunk), (q_chunks, jnp.arange(nq)))  # (nq, B, qc, H, D)
-    out = out.transpose(1, 0, 2, 3, 4).reshape(b, nq * qc, h, d)  # (B, Lq', H, D)
-    return out[:, :lq]
+    # Remat per block: the backward pass recomputes one block's scores instead of storing them all.
+    blocks = jax.lax.map(jax.checkpoint(one_block), jnp.arange((p_total // g) * nq))  # (G·nq, g, qc, D)
+    out = blocks.reshape(p_total // g, nq, g, qc, d).transpose(0, 2, 1, 3, 4).reshape(p_total, nq * qc, d)
+    out = out[: b * h, :lq].reshape(b, h, lq, d)  # (B, H, Lq, D)
+    return out.transpose(0, 2, 1, 3)  # (B, Lq, H, D)
