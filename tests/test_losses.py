@@ -1,7 +1,6 @@
 """Training targets and weights vs diffusers' DDPMScheduler and a numpy min-SNR-γ reference."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -28,6 +27,16 @@ def test_add_noise_and_velocity_match_diffusers(setup):
     np.testing.assert_allclose(schedule.add_noise(sch, x0, noise, t), ref_noisy, atol=1e-5)
     np.testing.assert_allclose(losses.training_target(sch, x0, noise, t, "v_prediction"), ref_v, atol=1e-5)
     np.testing.assert_array_equal(losses.training_target(sch, x0, noise, t, "epsilon"), noise)
+    np.testing.assert_array_equal(losses.training_target(sch, x0, noise, t, "sample"), x0)
+    ab = sched.alphas_cumprod.numpy()[t].reshape(-1, 1, 1, 1, 1)
+    for kind in ("epsilon", "v_prediction", "sample"):  # the samplers' conversion gives the same target
+        np.testing.assert_allclose(
+            schedule.from_x0_and_eps(kind, x0, noise, ab),
+            losses.training_target(sch, x0, noise, t, kind),
+            atol=1e-6,
+        )
+    with pytest.raises(ValueError, match="prediction_type='eps'"):
+        losses.training_target(sch, x0, noise, t, "eps")
 
 
 def test_predictions_convert_back_to_x0(setup):
@@ -41,13 +50,15 @@ def test_predictions_convert_back_to_x0(setup):
         np.testing.assert_allclose(np.asarray(eps_hat)[1:], noise[1:], atol=2e-3)
 
 
-@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
 def test_min_snr_weights_vs_numpy(setup, kind):
+    """Hang et al. 2023: weight min(SNR, γ) on the x0 loss, divided by SNR for ε and by SNR + 1 for v."""
     sch, sched, _, _, t = setup
     ab = sched.alphas_cumprod.numpy().astype(np.float64)[t]
     snr = ab / (1 - ab)
-    expected = np.minimum(snr, 5.0) / (snr if kind == "epsilon" else snr + 1)
+    expected = np.minimum(snr, 5.0) / {"epsilon": snr, "v_prediction": snr + 1, "sample": 1.0}[kind]
     np.testing.assert_allclose(losses.min_snr_weight(sch, t, 5.0, kind), expected, rtol=1e-5)
+    np.testing.assert_allclose(schedule.snr(sch, t), snr, rtol=1e-5)
     np.testing.assert_array_equal(losses.min_snr_weight(sch, t, None, kind), np.ones(4))
 
 
@@ -58,6 +69,8 @@ def test_loss_is_weighted_per_example_mse(setup):
     np.testing.assert_allclose(
         got, mse * np.asarray(losses.min_snr_weight(sch, t, 5.0, "epsilon")), rtol=1e-5
     )
+    plain = losses.diffusion_loss(sch, x0, noise, t, prediction_type="epsilon")
+    np.testing.assert_allclose(plain, mse, rtol=1e-5)
 
 
 def test_noise_offset_adds_a_per_channel_constant():
@@ -68,4 +81,4 @@ def test_noise_offset_adds_a_per_channel_constant():
     assert np.abs(diff).max() > 0
     np.testing.assert_allclose(diff, np.broadcast_to(diff[:, :1, :1, :1, :], diff.shape), atol=1e-6)
     assert losses.sample_timesteps(key, 1000, 1000).max() < 1000
-    assert jnp.unique(losses.sample_timesteps(key, 1000, 1000)).size > 500
+    assert np.unique(np.asarray(losses.sample_timesteps(key, 1000, 1000))).size > 500

@@ -20,14 +20,19 @@ def step(
     *,
     eta: float = 0.0,
     clip_sample: float | None = None,
+    use_clipped_model_output: bool = False,
     noise: jax.Array | None = None,
 ) -> plan_lib.SamplerState:
+    """One step ``x_t → x_prev``. `clip_sample` clips x̂0 to ±value; with `use_clipped_model_output`
+    ε̂ is then re-derived from the clipped x̂0 (GLIDE's choice; diffusers' default keeps the model's).
+    `noise` replaces the state's key for η > 0 (`plan.step_noise`)."""
     i, x = state.index, state.sample
     a_t, a_prev = plan.alpha[i], plan.alpha_prev[i]
     x0, eps = schedule_lib.to_x0_and_eps(plan.prediction_type, model_output, x, a_t)
     if clip_sample is not None:
         x0 = jnp.clip(x0, -clip_sample, clip_sample)
-        eps = (x - jnp.sqrt(a_t) * x0) / jnp.sqrt(1.0 - a_t)  # re-derived, as diffusers does
+        if use_clipped_model_output:
+            eps = (x - jnp.sqrt(a_t) * x0) / jnp.sqrt(1.0 - a_t)
     x_prev = jnp.sqrt(a_prev) * x0
     if eta:
         std = eta * jnp.sqrt((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev))

@@ -2,7 +2,9 @@
 
     x̂0 from the prediction;  μ = √ᾱ_prev β_t / (1−ᾱ_t) · x̂0 + √α_t (1−ᾱ_prev) / (1−ᾱ_t) · x_t      (eq. 7)
     σ² = max((1−ᾱ_prev) / (1−ᾱ_t) · β_t, 1e-20);   x_prev = μ + σ z   (no noise at t = 0)
-with β_t = 1 − ᾱ_t/ᾱ_prev (the effective β between two inference timesteps).
+with β_t = 1 − ᾱ_t/ᾱ_prev (the effective β between two inference timesteps), as diffusers'
+DDPMScheduler with ``variance_type="fixed_small"``. ᾱ_prev comes from the plan's next timestep (1 after
+the last), so LaVie's 980 … 0 list reproduces its ``prev = t − 20`` rule (spec §2.4).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def step(
     clip_sample: float | None = None,
     noise: jax.Array | None = None,
 ) -> plan_lib.SamplerState:
+    """One ancestral step. `clip_sample` clips x̂0 to ±value (static); `noise` replaces the state's key
+    (`plan.step_noise`), e.g. to replay another implementation's draws."""
     i, x = state.index, state.sample
     a_t, a_prev = plan.alpha[i], plan.alpha_prev[i]
     beta_t = 1.0 - a_t / a_prev

@@ -4,6 +4,8 @@ In σ-space (α_t = 1/√(σ²+1), σ'_t = σ α_t, λ = log α_t − log σ'_t,
     1st order:  x_t = σ'_t/σ'_s · x − α_t (e^{−h} − 1) · x̂0
     2nd order:  D1 = (x̂0 − x̂0_prev) / r,  r = (λ_s − λ_prev)/h;   subtract ½ α_t (e^{−h} − 1) · D1 as well
 The first step is first order (no history), and so is the last (σ_final = 0: "lower_order_final").
+These are diffusers' DPMSolverMultistepScheduler defaults (algorithm_type "dpmsolver++", solver_order 2,
+solver_type "midpoint", final_sigmas_type "zero"); x̂0 is carried in `SamplerState.history`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def _alpha_sigma_lambda(sigma: jax.Array):
 
 
 def step(plan: plan_lib.Plan, state: plan_lib.SamplerState, model_output: jax.Array) -> plan_lib.SamplerState:
+    """One multistep update σ_i → σ_{i+1}. Both orders are computed and one is selected with
+    ``jnp.where`` (the unused one may be inf/NaN at the first and last steps; it is never selected)."""
     i, x = state.index, state.sample
     alpha_s, sigma_s, lambda_s = _alpha_sigma_lambda(plan.sigmas[i])
     alpha_t, sigma_t, lambda_t = _alpha_sigma_lambda(plan.sigmas[i + 1])

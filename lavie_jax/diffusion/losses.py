@@ -1,4 +1,5 @@
-"""Training objectives: ε or v targets, per-example MSE, min-SNR-γ weighting, noise offset."""
+"""Training objectives: the ε / v / x0 target, per-example MSE, min-SNR-γ weighting, noise offset
+and uniform timestep sampling (DDPM Algorithm 1 with the objective of the model's `prediction_type`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def offset_noise(key: jax.Array, shape: tuple[int, ...], strength: float) -> jax
 def training_target(
     schedule: schedule_lib.Schedule, x0: jax.Array, noise: jax.Array, t: jax.Array, prediction_type: str
 ) -> jax.Array:
+    """What the model should output at ``x_t = add_noise(schedule, x0, noise, t)``: ε, v or x0."""
     if prediction_type == "epsilon":
         return noise
     if prediction_type == "v_prediction":
@@ -39,7 +41,12 @@ def training_target(
 def min_snr_weight(
     schedule: schedule_lib.Schedule, t: jax.Array, gamma: float | None, prediction_type: str
 ) -> jax.Array:
-    """Min-SNR-γ loss weights (Hang et al. 2023, eq. 9 and its ε / v forms); ones when γ is None."""
+    """Min-SNR-γ loss weights (Hang et al. 2023): ``min(SNR, γ)`` on the x0 loss, which is
+    ``min(SNR, γ)/SNR`` on the ε loss and ``min(SNR, γ)/(SNR + 1)`` on the v loss; ones when γ is None."""
+    if prediction_type not in schedule_lib.PREDICTION_TYPES:
+        raise ValueError(
+            f"prediction_type={prediction_type!r}; expected one of {schedule_lib.PREDICTION_TYPES}"
+        )
     snr = schedule_lib.snr(schedule, t)
     if gamma is None:
         return jnp.ones_like(snr)

@@ -49,13 +49,20 @@ class ScheduleConfig:
 
 
 def _linspace(start: float, end: float, n: int, dtype: np.dtype) -> np.ndarray:
-    """``torch.linspace`` in float32 (stepping from both ends, like torch: within 1 ulp); numpy in float64."""
+    """``torch.linspace`` in float32, bit for bit; ``numpy.linspace`` in float64.
+
+    torch (CPU) computes ``step = (end − start)/(n − 1)`` in float32, then the first half from the
+    start and the second half from the end, each as one fused multiply-add: ``fma(step, i, start)``
+    and ``fma(−step, n − 1 − i, end)``. A float32 product is exact in float64, so rounding the float64
+    sum once more to float32 reproduces the fused result.
+    """
     if dtype == np.float64:
         return np.linspace(start, end, n, dtype=np.float64)
-    step = np.float32((end - start) / (n - 1))
+    start32, end32 = np.float32(start), np.float32(end)
+    step = (end32 - start32) / np.float32(n - 1)  # float32 arithmetic, as torch
     i = np.arange(n)
-    from_start = np.float32(start) + i.astype(np.float32) * step
-    from_end = np.float32(end) - (n - 1 - i).astype(np.float32) * step
+    from_start = step.astype(np.float64) * i.astype(np.float32) + np.float64(start32)
+    from_end = -step.astype(np.float64) * (n - 1 - i).astype(np.float32) + np.float64(end32)
     return np.where(i < n // 2, from_start, from_end).astype(np.float32)
 
 
@@ -76,7 +83,8 @@ def betas(config: ScheduleConfig) -> np.ndarray:
 def alphas_cumprod(config: ScheduleConfig) -> np.ndarray:
     """ᾱ_t = ∏_{s≤t} (1 − β_s) as float32 (DDPM eq. 4's notation).
 
-    torch's fp32 ``cumprod`` on CPU accumulates in double; so do we (ᾱ equals diffusers' to ~1 ulp).
+    torch's fp32 ``cumprod`` on CPU accumulates in double; so do we. With `_linspace` this gives
+    diffusers' float32 ᾱ bit for bit. ``alphas_dtype="float64"``: OpenAI's float64 ᾱ, cast at the end.
     """
     alphas = (1.0 - betas(config)).astype(np.dtype(config.alphas_dtype))
     return np.cumprod(alphas.astype(np.float64)).astype(np.float32)
@@ -117,7 +125,9 @@ def velocity(schedule: Schedule, x0: jax.Array, noise: jax.Array, t: jax.Array) 
 def to_x0_and_eps(
     prediction_type: str, model_output: jax.Array, x_t: jax.Array, alpha_cumprod: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
-    """Convert a model prediction at ᾱ_t into (x̂0, ε̂)."""
+    """Convert a model prediction at ᾱ_t into (x̂0, ε̂), using ``x_t = √ᾱ x0 + √(1−ᾱ) ε``:
+    from ε, ``x̂0 = (x_t − √(1−ᾱ) ε)/√ᾱ`` (DDPM eq. 15); from v, ``x̂0 = √ᾱ x_t − √(1−ᾱ) v`` and
+    ``ε̂ = √ᾱ v + √(1−ᾱ) x_t`` (Salimans & Ho 2022, §4); from x0, ``ε̂ = (x_t − √ᾱ x0)/√(1−ᾱ)``."""
     a, s = jnp.sqrt(alpha_cumprod), jnp.sqrt(1.0 - alpha_cumprod)
     if prediction_type == "epsilon":
         return (x_t - s * model_output) / a, model_output
@@ -125,6 +135,20 @@ def to_x0_and_eps(
         return a * x_t - s * model_output, a * model_output + s * x_t
     if prediction_type == "sample":
         return model_output, (x_t - a * model_output) / s
+    raise ValueError(f"prediction_type={prediction_type!r}; expected one of {PREDICTION_TYPES}")
+
+
+def from_x0_and_eps(
+    prediction_type: str, x0: jax.Array, eps: jax.Array, alpha_cumprod: jax.Array
+) -> jax.Array:
+    """The prediction of kind `prediction_type` for a given (x0, ε) at ᾱ_t: the inverse of
+    `to_x0_and_eps` (ε itself, ``v = √ᾱ ε − √(1−ᾱ) x0``, or x0). `alpha_cumprod` broadcasts."""
+    if prediction_type == "epsilon":
+        return eps
+    if prediction_type == "v_prediction":
+        return jnp.sqrt(alpha_cumprod) * eps - jnp.sqrt(1.0 - alpha_cumprod) * x0
+    if prediction_type == "sample":
+        return x0
     raise ValueError(f"prediction_type={prediction_type!r}; expected one of {PREDICTION_TYPES}")
 
 
