@@ -15,6 +15,9 @@ from lavie_jax.models import attention_core
 
 
 class Attention(nnx.Module):
+    # `set_impl` switches spatial/cross attention (long token sequences); temporal attention opts out.
+    follows_set_impl = True
+
     def __init__(
         self,
         query_dim: int,
@@ -57,13 +60,13 @@ class Attention(nnx.Module):
 def set_impl(module: nnx.Module, impl: str) -> int:
     """Switch every spatial/cross `Attention` inside `module` to `impl`; returns how many changed.
 
-    Temporal attention (a subclass over F ≤ 61 frames, tiny score matrices) keeps its own setting.
+    Temporal attention (over F ≤ 61 frames, tiny score matrices) keeps its own setting.
     """
     if impl not in attention_core.IMPLEMENTATIONS:
         raise ValueError(f"attention impl={impl!r}; expected one of {attention_core.IMPLEMENTATIONS}")
     count = 0
     for _, node in nnx.iter_graph(module):
-        if type(node) is Attention:
+        if isinstance(node, Attention) and node.follows_set_impl:
             node.impl = impl
             count += 1
     return count

@@ -26,6 +26,8 @@ class TemporalAttention(attention.Attention):
     """Parameters ``to_q/to_k/to_v`` (no bias), ``to_out.0`` (bias) and, with ``relative_position``,
     ``time_rel_pos_bias.relative_attention_bias.embedding (num_buckets, heads)``."""
 
+    follows_set_impl = False
+
     def __init__(
         self,
         dim: int,

@@ -1,7 +1,15 @@
-"""The video UNet: one configurable class for LaVie's stages (spec §1.7, §2; §3–§4 as options).
+"""The video UNet: one configurable class for LaVie's three stages (spec §1.7, §2, §3, §4).
 
     unet(sample (B, F, H, W, C), timesteps, encoder_hidden_states, *, low_res=None,
          class_labels=None, num_image_frames=0) -> (B, F, H, W, out_channels)
+
+Presets: `lavie_base` (4 input channels, RoPE + relative-bias temporal attention),
+`lavie_interpolation` (8 input channels = noisy latents ++ copied base latents, sparse-causal
+``attn1``, position-free temporal attention after the feed-forward) and `lavie_vsr` (the SD ×4
+upscaler layout: ``sample`` has ``in_channels − low_res_channels = 4`` channels and ``low_res`` the
+3-channel pixel video at latent size, concatenated inside; ``class_labels`` is the noise level;
+temporal resnets in every transformer and a `TemporalModule3D` after every down, mid and up block,
+whose inputs are what the skips hold).
 
 ``encoder_hidden_states`` is ``(B, L, D)`` (one caption per clip, repeated to every frame) or
 ``(B, F, L, D)`` (one per frame, so each image of a joint batch has its own caption). The last
@@ -17,9 +25,10 @@ import os
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from lavie_jax.models import conv, embeddings, io, norms, transformer, unet_blocks
+from lavie_jax.models import conv, embeddings, io, norms, temporal_module, transformer, unet_blocks
 
 DOWN_TYPES = {"CrossAttnDownBlock3D": True, "DownBlock3D": False}
 UP_TYPES = {"CrossAttnUpBlock3D": True, "UpBlock3D": False}
@@ -56,7 +65,14 @@ class UNet3DConfig:
     flip_sin_to_cos: bool = True
     freq_shift: int = 0
     num_class_embeds: int | None = None
-    temporal: str | None = "rope_relpos"  # None: a 2-D UNet per frame; "rope_relpos": LaVie base
+    max_noise_level: int | None = None  # VSR: class labels (noise levels) above it are refused
+    low_res_channels: int = 0  # VSR: channels of `low_res`, concatenated after the sample's
+    # Temporal layers inside each transformer, see transformer.TEMPORAL_KINDS: None (a 2-D UNet per
+    # frame), "rope_relpos" (base), "plain" (interpolation), "conv_rope_relpos" (VSR).
+    temporal: str | None = "rope_relpos"
+    temporal_after_ff: bool = False  # interpolation: attn1 → attn2 → ff → temporal
+    sparse_causal: bool = False  # interpolation: attn1 attends to frames 0 and i−1
+    temporal_modules: bool = False  # VSR: a TemporalModule3D after every down, mid and up block
     attention_impl: str = "xla"
 
     def __post_init__(self):
@@ -80,6 +96,26 @@ class UNet3DConfig:
         if self.temporal not in transformer.TEMPORAL_KINDS:
             raise ValueError(
                 f"UNet3DConfig: temporal={self.temporal!r}; expected one of {transformer.TEMPORAL_KINDS}"
+            )
+        for name in ("temporal_after_ff", "sparse_causal", "temporal_modules"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"UNet3DConfig: {name}={getattr(self, name)!r}; expected True or False")
+        if self.sparse_causal and any(self.cross_only()):
+            raise ValueError(
+                f"UNet3DConfig: sparse_causal=True with only_cross_attention={self.only_cross_attention!r}; "
+                "expected only_cross_attention=False (sparse-causal attention is a self-attention)"
+            )
+        if not isinstance(self.low_res_channels, int) or not 0 <= self.low_res_channels < self.in_channels:
+            raise ValueError(
+                f"UNet3DConfig: low_res_channels={self.low_res_channels!r}; expected an int in "
+                f"0..in_channels-1={self.in_channels - 1}"
+            )
+        if self.max_noise_level is not None and (
+            self.num_class_embeds is None or not 0 <= self.max_noise_level < self.num_class_embeds
+        ):
+            raise ValueError(
+                f"UNet3DConfig: max_noise_level={self.max_noise_level!r}; expected None or a level in "
+                f"0..num_class_embeds-1 (num_class_embeds={self.num_class_embeds!r})"
             )
 
     @property
@@ -146,6 +182,50 @@ def lavie_base() -> UNet3DConfig:
     return UNet3DConfig()
 
 
+def lavie_interpolation() -> UNet3DConfig:
+    """The released interpolation model (spec §3.1): SD 1.4's UNet with 8 input channels, sparse-causal
+    ``attn1`` and position-free temporal attention after the feed-forward."""
+    return UNet3DConfig(in_channels=8, temporal="plain", temporal_after_ff=True, sparse_causal=True)
+
+
+def lavie_vsr() -> UNet3DConfig:
+    """The released VSR model (spec §4.1): the SD ×4 upscaler's UNet (7 input channels, noise-level
+    embedding, linear projections, text cross-attention in attn1 at the 512-channel levels) with
+    temporal resnets, RoPE + relative-bias temporal attention and TemporalModule3Ds."""
+    return UNet3DConfig(
+        in_channels=7,
+        low_res_channels=3,
+        out_channels=4,
+        block_out_channels=(256, 512, 512, 1024),
+        down_block_types=("DownBlock3D",) + ("CrossAttnDownBlock3D",) * 3,
+        up_block_types=("CrossAttnUpBlock3D",) * 3 + ("UpBlock3D",),
+        num_attention_heads=8,
+        cross_attention_dim=1024,
+        use_linear_projection=True,
+        only_cross_attention=(True, True, True, False),
+        num_class_embeds=1000,
+        max_noise_level=350,
+        temporal="conv_rope_relpos",
+        temporal_modules=True,
+    )
+
+
+def check_noise_level(config: UNet3DConfig, class_labels) -> None:
+    """Raise ValueError when a concrete noise level exceeds ``config.max_noise_level`` (spec §4.1).
+
+    Inside ``jit`` the labels are tracers and cannot be checked: callers that jit the UNet check the
+    concrete level first (the pipelines do); an out-of-range label inside jit is not detected.
+    """
+    if config.max_noise_level is None or class_labels is None or isinstance(class_labels, jax.core.Tracer):
+        return
+    levels = np.asarray(class_labels)
+    if levels.size and (levels.max() > config.max_noise_level or levels.min() < 0):
+        raise ValueError(
+            f"UNet3D: noise level (class_labels) {levels.tolist()} out of range; expected "
+            f"0..max_noise_level={config.max_noise_level}"
+        )
+
+
 class UNet3D(nnx.Module):
     def __init__(self, config: UNet3DConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
         self.config = config
@@ -155,7 +235,7 @@ class UNet3D(nnx.Module):
         temb = 4 * ch[0]
         heads, cross_only = c.heads(), c.cross_only()
 
-        def spec(level: int, up: bool = False) -> unet_blocks.LevelSpec:
+        def spec(level: int, up: bool = False, mid: bool = False) -> unet_blocks.LevelSpec:
             i = n - 1 - level if up else level
             return unet_blocks.LevelSpec(
                 temb,
@@ -163,14 +243,26 @@ class UNet3D(nnx.Module):
                 c.norm_eps,
                 heads[i],
                 c.cross_attention_dim,
-                cross_only[i],
+                cross_only[i] and not mid,  # SD's mid block always self-attends
                 c.temporal,
+                c.temporal_after_ff,
+                c.sparse_causal,
                 c.attention_impl,
+            )
+
+        def temporal_modules(channels) -> nnx.List:
+            return nnx.List(
+                [
+                    temporal_module.TemporalModule3D(
+                        ch_, temb, groups=c.norm_num_groups, rngs=rngs, dtype=dtype
+                    )
+                    for width in channels
+                ]
             )
 
         self.conv_in = conv.conv2d(c.in_channels, ch[0], 3, rngs=rngs, dtype=dtype)
         self.time_embedding = embeddings.TimestepEmbedding(ch[0], temb, rngs=rngs, dtype=dtype)
-        if c.num_class_embeds is not None:
+        if c.num_class_embeds is not None:  # the VSR model's noise-level embedding
             self.class_embedding = nnx.Embed(c.num_class_embeds, temb, dtype=dtype, rngs=rngs)
         self.down_blocks = nnx.List(
             [
@@ -187,8 +279,12 @@ class UNet3D(nnx.Module):
                 for i in range(n)
             ]
         )
-        self.mid_block = unet_blocks.MidBlock(ch[-1], spec(n - 1), rngs=rngs, dtype=dtype)
+        self.mid_block = unet_blocks.MidBlock(ch[-1], spec(n - 1, mid=True), rngs=rngs, dtype=dtype)
         rev = tuple(reversed(ch))
+        if c.temporal_modules:  # named as LaVie's VSR UNet names them
+            self.down_temporal_blocks = temporal_modules(ch)
+            self.mid_temporal_block = temporal_modules(ch[-1:])[0]
+            self.up_temporal_blocks = temporal_modules(rev)
         self.up_blocks = nnx.List(
             [
                 unet_blocks.UpBlock(
@@ -210,9 +306,10 @@ class UNet3D(nnx.Module):
 
     def _check(self, sample, encoder_hidden_states, low_res, class_labels, num_image_frames) -> None:
         c = self.config
-        if sample.ndim != 5 or sample.shape[-1] != c.in_channels:
+        sample_channels = c.in_channels - c.low_res_channels
+        if sample.ndim != 5 or sample.shape[-1] != sample_channels:
             raise ValueError(
-                f"UNet3D: sample must be (B, F, H, W, {c.in_channels}), got shape {sample.shape}"
+                f"UNet3D: sample must be (B, F, H, W, {sample_channels}), got shape {sample.shape}"
             )
         b, f, h, w, _ = sample.shape
         if h % c.downsample_factor or w % c.downsample_factor:
@@ -233,13 +330,19 @@ class UNet3D(nnx.Module):
             )
         if not 0 <= num_image_frames <= f:
             raise ValueError(f"UNet3D: num_image_frames={num_image_frames} must be in 0..F={f}")
-        if low_res is not None:
+        if c.low_res_channels == 0 and low_res is not None:
             raise ValueError("UNet3D: low_res is only used by the VSR variant; this model takes no low_res")
+        if c.low_res_channels and (low_res is None or low_res.shape != (b, f, h, w, c.low_res_channels)):
+            raise ValueError(
+                f"UNet3D: low_res must be (B, F, H, W, {c.low_res_channels}) = "
+                f"{(b, f, h, w, c.low_res_channels)}, got {None if low_res is None else low_res.shape}"
+            )
         if (class_labels is None) != (c.num_class_embeds is None):
             raise ValueError(
                 f"UNet3D: class_labels {'missing' if class_labels is None else 'given'} but "
                 f"num_class_embeds={c.num_class_embeds}"
             )
+        check_noise_level(c, class_labels)
 
     def __call__(
         self,
@@ -271,16 +374,26 @@ class UNet3D(nnx.Module):
             )  # (B, F, L, D): same text every frame
         ctx = ctx.reshape(b * f, *ctx.shape[2:])  # ((B·F), L, D)
 
+        if low_res is not None:
+            sample = jnp.concatenate([sample, low_res.astype(sample.dtype)], axis=-1)  # (B, F, H, W, C_in)
+        temporal = c.temporal_modules
+
         x = conv.apply_per_frame(self.conv_in, sample)  # (B, F, H, W, C0)
         skips = [x]
-        for block in self.down_blocks:
+        for i, block in enumerate(self.down_blocks):
             x, level_skips = block(x, temb, ctx, num_image_frames=m)
-            skips += level_skips
+            skips += level_skips  # taken before the temporal module
+            if temporal:
+                x = self.down_temporal_blocks[i](x, temb, num_image_frames=m)
         x = self.mid_block(x, temb, ctx, num_image_frames=m)
-        for block in self.up_blocks:
+        if temporal:
+            x = self.mid_temporal_block(x, temb, num_image_frames=m)
+        for i, block in enumerate(self.up_blocks):
             n_skips = len(block.resnets)
             x = block(x, skips[-n_skips:], temb, ctx, num_image_frames=m)
             skips = skips[:-n_skips]
+            if temporal:
+                x = self.up_temporal_blocks[i](x, temb, num_image_frames=m)
         x = nnx.silu(self.conv_norm_out(x, num_image_frames=m))
         return conv.apply_per_frame(self.conv_out, x)
 

@@ -27,6 +27,8 @@ class LevelSpec:
     cross_attention_dim: int
     only_cross_attention: bool
     temporal: str | None
+    temporal_after_ff: bool
+    sparse_causal: bool
     impl: str
 
 
@@ -38,6 +40,8 @@ def _transformer(channels: int, spec: LevelSpec, rngs, dtype) -> transformer.Tra
         groups=spec.groups,
         only_cross_attention=spec.only_cross_attention,
         temporal=spec.temporal,
+        temporal_after_ff=spec.temporal_after_ff,
+        sparse_causal=spec.sparse_causal,
         impl=spec.impl,
         rngs=rngs,
         dtype=dtype,
