@@ -254,7 +254,7 @@ class UNet3D(nnx.Module):
             return nnx.List(
                 [
                     temporal_module.TemporalModule3D(
-                        ch_, temb, groups=c.norm_num_groups, rngs=rngs, dtype=dtype
+                        width, temb, groups=c.norm_num_groups, rngs=rngs, dtype=dtype
                     )
                     for width in channels
                 ]
