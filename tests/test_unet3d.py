@@ -2,15 +2,13 @@
 every temporal layer on equals a float64 torch reference written here from the spec; joint
 image-video input; bad input."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
+from unet_reference import Reference
 
 from lavie_jax.convert import state
 from lavie_jax.convert import unet as convert_unet
@@ -85,139 +83,6 @@ def test_single_frame_equals_diffusers_2d_unet(sd2d):
 
 
 # --------------------------------------------------------------------------- float64 reference
-class Reference:
-    """LaVie's base UNet forward in float64 torch, written from spec §1–§2 (5-D ``(B, C, F, H, W)``)."""
-
-    def __init__(self, sd, heads=1, groups=8, layers=2, channels=(32, 64)):
-        self.w = {k: v.double() for k, v in sd.items()}
-        self.heads, self.groups, self.layers, self.channels = heads, groups, layers, channels
-
-    def conv(self, name, x, stride=1):  # InflatedConv3d: a 2-D conv on every frame
-        b, c, f, h, w = x.shape
-        weight = self.w[f"{name}.weight"]
-        y = F.conv2d(
-            x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w),
-            weight,
-            self.w[f"{name}.bias"],
-            stride=stride,
-            padding=weight.shape[-1] // 2,
-        )
-        return y.reshape(b, f, *y.shape[1:]).permute(0, 2, 1, 3, 4)
-
-    def gn(self, name, x, eps):  # over the 5-D tensor: statistics span all frames
-        return F.group_norm(x, self.groups, self.w[f"{name}.weight"], self.w[f"{name}.bias"], eps)
-
-    def linear(self, name, x, bias=True):
-        return F.linear(x, self.w[f"{name}.weight"], self.w.get(f"{name}.bias") if bias else None)
-
-    def ln(self, name, x):
-        return F.layer_norm(x, x.shape[-1:], self.w[f"{name}.weight"], self.w[f"{name}.bias"], 1e-5)
-
-    def resnet(self, name, x, temb):
-        h = self.conv(f"{name}.conv1", F.silu(self.gn(f"{name}.norm1", x, 1e-5)))
-        h = h + self.linear(f"{name}.time_emb_proj", F.silu(temb))[:, :, None, None, None]
-        h = self.conv(f"{name}.conv2", F.silu(self.gn(f"{name}.norm2", h, 1e-5)))
-        shortcut = self.conv(f"{name}.conv_shortcut", x) if f"{name}.conv_shortcut.weight" in self.w else x
-        return shortcut + h
-
-    def attention(self, name, x, ctx):
-        q, k, v = (
-            self.linear(f"{name}.to_{n}", y, bias=False) for n, y in (("q", x), ("k", ctx), ("v", ctx))
-        )
-        split = lambda y: y.reshape(*y.shape[:2], self.heads, -1).transpose(1, 2)  # (N, heads, L, d)
-        q, k, v = split(q), split(k), split(v)
-        attn = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1)
-        out = (attn @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
-        return self.linear(f"{name}.to_out.0", out)
-
-    @staticmethod
-    def bucket(n):  # T5 bidirectional bucket of n = i − j, 32 buckets, max distance 32
-        offset, n = (16 if n < 0 else 0), abs(n)
-        if n < 8:
-            return offset + n
-        return offset + min(15, 8 + int(math.log(n / 8) / math.log(32 / 8) * 8))
-
-    @staticmethod
-    def rope(x):  # interleaved pairs on the first 32 channels, positions 0..F-1, theta 10000
-        f = x.shape[-2]
-        inv = 1.0 / 10000 ** (torch.arange(0, 32, 2, dtype=torch.float64) / 32)
-        ang = torch.arange(f, dtype=torch.float64)[:, None] * inv[None]  # (F, 16)
-        rot, rest = x[..., :32], x[..., 32:]
-        x1, x2 = rot[..., 0::2], rot[..., 1::2]
-        c, s = torch.cos(ang), torch.sin(ang)
-        out = torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], dim=-1).flatten(-2)
-        return torch.cat([out, rest], dim=-1)
-
-    def temporal_attention(self, name, x):  # x ((b hw), f, c)
-        d = x.shape[-1] // self.heads
-        split = lambda y: y.reshape(*y.shape[:2], self.heads, d).transpose(1, 2)
-        q = split(self.linear(f"{name}.to_q", x, bias=False) * d**-0.5)
-        k, v = (
-            split(self.linear(f"{name}.to_k", x, bias=False)),
-            split(self.linear(f"{name}.to_v", x, bias=False)),
-        )
-        f = x.shape[1]
-        table = self.w[f"{name}.time_rel_pos_bias.relative_attention_bias.weight"]  # (32, heads)
-        buckets = torch.tensor([[self.bucket(i - j) for j in range(f)] for i in range(f)])
-        sim = self.rope(q) @ self.rope(k).transpose(-1, -2) + table[buckets].permute(2, 0, 1)
-        out = (torch.softmax(sim, -1) @ v).transpose(1, 2).reshape(x.shape)
-        return self.linear(f"{name}.to_out.0", out)
-
-    def transformer(self, name, x, ctx):
-        b, c, f, h, w = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
-        res = frames
-        y = F.group_norm(
-            frames, self.groups, self.w[f"{name}.norm.weight"], self.w[f"{name}.norm.bias"], 1e-6
-        )
-        y = F.conv2d(y, self.w[f"{name}.proj_in.weight"], self.w[f"{name}.proj_in.bias"])
-        y = y.permute(0, 2, 3, 1).reshape(b * f, h * w, c)
-        ctx_f = ctx.repeat_interleave(f, dim=0)  # 'b n c -> (b f) n c'
-        blk = f"{name}.transformer_blocks.0"
-        y = self.attention(f"{blk}.attn1", self.ln(f"{blk}.norm1", y), self.ln(f"{blk}.norm1", y)) + y
-        y = self.attention(f"{blk}.attn2", self.ln(f"{blk}.norm2", y), ctx_f) + y
-        t = y.reshape(b, f, h * w, c).permute(0, 2, 1, 3).reshape(b * h * w, f, c)
-        t = self.temporal_attention(f"{blk}.attn_temp", self.ln(f"{blk}.norm_temp", t)) + t
-        y = t.reshape(b, h * w, f, c).permute(0, 2, 1, 3).reshape(b * f, h * w, c)
-        hid = self.linear(f"{blk}.ff.net.0.proj", self.ln(f"{blk}.norm3", y))
-        value, gate = hid.chunk(2, dim=-1)
-        y = self.linear(f"{blk}.ff.net.2", value * F.gelu(gate)) + y
-        y = y.reshape(b * f, h, w, c).permute(0, 3, 1, 2)
-        y = F.conv2d(y, self.w[f"{name}.proj_out.weight"], self.w[f"{name}.proj_out.bias"]) + res
-        return y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
-
-    def __call__(self, x, t, ctx):
-        half = self.channels[0] // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / half)
-        ang = t.double()[:, None] * freqs[None]
-        temb = torch.cat([torch.cos(ang), torch.sin(ang)], -1)
-        temb = self.linear("time_embedding.linear_2", F.silu(self.linear("time_embedding.linear_1", temb)))
-        h = self.conv("conv_in", x)
-        skips = [h]
-        n = len(self.channels)
-        for i in range(n):
-            for j in range(self.layers):
-                h = self.resnet(f"down_blocks.{i}.resnets.{j}", h, temb)
-                if f"down_blocks.{i}.attentions.{j}.norm.weight" in self.w:
-                    h = self.transformer(f"down_blocks.{i}.attentions.{j}", h, ctx)
-                skips.append(h)
-            if i < n - 1:
-                h = self.conv(f"down_blocks.{i}.downsamplers.0.conv", h, stride=2)
-                skips.append(h)
-        h = self.resnet("mid_block.resnets.0", h, temb)
-        h = self.transformer("mid_block.attentions.0", h, ctx)
-        h = self.resnet("mid_block.resnets.1", h, temb)
-        for i in range(n):
-            for j in range(self.layers + 1):
-                h = self.resnet(f"up_blocks.{i}.resnets.{j}", torch.cat([h, skips.pop()], dim=1), temb)
-                if f"up_blocks.{i}.attentions.{j}.norm.weight" in self.w:
-                    h = self.transformer(f"up_blocks.{i}.attentions.{j}", h, ctx)
-            if i < n - 1:
-                h = F.interpolate(h, scale_factor=(1, 2, 2), mode="nearest")
-                h = self.conv(f"up_blocks.{i}.upsamplers.0.conv", h)
-        return self.conv("conv_out", F.silu(self.gn("conv_norm_out", h, 1e-5)))
-
-
 @pytest.mark.parametrize("frames", [5])
 def test_video_forward_equals_float64_reference(sd2d, frames):
     sd = lavie_state_dict(sd2d)
