@@ -4,6 +4,7 @@ reference written here from the spec, with random non-zero weights everywhere.""
 
 import jax
 import jax.numpy as jnp
+import lavie_weights
 import numpy as np
 import pytest
 import torch
@@ -19,30 +20,9 @@ from lavie_jax.models import sparse_causal_attention, transformer, unet3d
 INTERP = dict(temporal="plain", temporal_after_ff=True, sparse_causal=True)
 
 
-def random_torch_weights(shapes: dict, seed: int, scale=0.2) -> dict:
-    """PyTorch-named random tensors; norms' weights around 1."""
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, shape in shapes.items():
-        value = scale * torch.randn(*shape, generator=gen, dtype=torch.float64)
-        out[name] = (1 + value) if "norm" in name and name.endswith(".weight") else value
-    return out
-
-
 def load_into(module, torch_weights):
     state.assign(module, convert_unet.unet_flat_from_torch({k: v.float() for k, v in torch_weights.items()}))
     return module
-
-
-def attention_shapes(prefix, c, ctx=None):
-    ctx, p = ctx or c, f"{prefix}." if prefix else ""
-    return {
-        f"{p}to_q.weight": (c, c),
-        f"{p}to_k.weight": (c, ctx),
-        f"{p}to_v.weight": (c, ctx),
-        f"{p}to_out.0.weight": (c, c),
-        f"{p}to_out.0.bias": (c,),
-    }
 
 
 class InterpolationReference(Reference):
@@ -101,7 +81,7 @@ def numpy_sparse_causal(w, x, b, f, heads, num_image_frames=0):
 @pytest.mark.parametrize("num_image_frames", [0, 2])
 def test_sparse_causal_attention_equals_float64_reference(num_image_frames):
     b, f, hw, c, heads = 2, 5, 6, 16, 2
-    weights = random_torch_weights(attention_shapes("", c), seed=3)
+    weights = lavie_weights.random_torch_weights(lavie_weights.attention_shapes("", c), seed=3)
     module = load_into(sparse_causal_attention.SparseCausalAttention(c, heads, rngs=nnx.Rngs(0)), weights)
     x = np.random.default_rng(0).standard_normal((b * f, hw, c))
     want = numpy_sparse_causal({k: v.numpy() for k, v in weights.items()}, x, b, f, heads, num_image_frames)
@@ -117,8 +97,8 @@ def block_shapes(c, ctx_dim):
     shapes = {}
     for name in ("norm1", "norm2", "norm3", "norm_temp"):
         shapes |= {f"{name}.weight": (c,), f"{name}.bias": (c,)}
-    shapes |= attention_shapes("attn1", c) | attention_shapes("attn2", c, ctx_dim)
-    shapes |= attention_shapes("attn_temp", c)
+    shapes |= lavie_weights.attention_shapes("attn1", c) | lavie_weights.attention_shapes("attn2", c, ctx_dim)
+    shapes |= lavie_weights.attention_shapes("attn_temp", c)
     shapes |= {"ff.net.0.proj.weight": (8 * c, c), "ff.net.0.proj.bias": (8 * c,)}
     shapes |= {"ff.net.2.weight": (c, 4 * c), "ff.net.2.bias": (c,)}
     return shapes
@@ -126,7 +106,7 @@ def block_shapes(c, ctx_dim):
 
 def test_interpolation_block_equals_float64_reference():
     b, f, hw, c, heads, ctx_dim = 2, 4, 6, 32, 2, 12
-    weights = random_torch_weights(block_shapes(c, ctx_dim), seed=5)
+    weights = lavie_weights.random_torch_weights(block_shapes(c, ctx_dim), seed=5)
     block = load_into(
         transformer.BasicTransformerBlock(c, heads, ctx_dim, **INTERP, rngs=nnx.Rngs(0)), weights
     )
@@ -146,7 +126,7 @@ def test_interpolation_block_equals_float64_reference():
 
 def test_temporal_attention_without_positions_commutes_with_frame_permutation():
     c, heads = 32, 2
-    weights = random_torch_weights(block_shapes(c, 12), seed=6)
+    weights = lavie_weights.random_torch_weights(block_shapes(c, 12), seed=6)
     block = load_into(
         transformer.BasicTransformerBlock(c, heads, 12, temporal="plain", rngs=nnx.Rngs(0)), weights
     )
@@ -161,12 +141,8 @@ def interpolation_state_dict():
     """A tiny interpolation UNet with LaVie's interp key names (spec §6): SD's 2-D weights with 8 input
     channels plus attn_temp/norm_temp — every tensor random and non-zero."""
     torch.manual_seed(0)
-    sd = dict(perturbed(UNet2DConditionModel(**{**DIFFUSERS_CONFIG, "in_channels": 8})).state_dict())
-    for key in [k for k in sd if k.endswith("transformer_blocks.0.attn1.to_q.weight")]:
-        prefix, c = key.removesuffix("attn1.to_q.weight"), sd[key].shape[0]
-        shapes = attention_shapes("attn_temp", c) | {"norm_temp.weight": (c,), "norm_temp.bias": (c,)}
-        sd |= {prefix + k: v.float() for k, v in random_torch_weights(shapes, seed=len(sd)).items()}
-    return sd
+    sd2d = perturbed(UNet2DConditionModel(**{**DIFFUSERS_CONFIG, "in_channels": 8}))
+    return lavie_weights.with_interpolation_temporal(dict(sd2d.state_dict()))
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def to_numpy(value) -> np.ndarray:
         if str(value.dtype) == "torch.bfloat16":
             value = value.float()
         value = value.numpy()
-    return np.asarray(value).astype(np.float32)
+    return np.asarray(value).astype(np.float32, copy=False)  # no copy of float32 sources
 
 
 def linear_kernel(weight: np.ndarray) -> np.ndarray:

@@ -1,11 +1,16 @@
 """diffusers ``UNet2DConditionModel`` / LaVie UNet state dicts → our NNX `UNet3D`.
 
-LaVie's names are diffusers' plus the temporal ones (``attn_temp``, ``norm_temp``,
-``time_rel_pos_bias``), so one renaming serves both. Transposes: convs OIHW → HWIO, Linear and the
-1×1-conv ``proj_in/proj_out`` → ``(in, out)``, norms' weight → scale, embeddings' weight → embedding.
-``rotary_emb.freqs`` buffers are checked to be RoPE's constant and dropped. With ``inflate=True`` a
-2-D SD state dict becomes a 3-D UNet whose new temporal layers are freshly initialised with ZERO
-output projections (weight and bias), so it equals SD frame by frame — the paper's starting point.
+LaVie's names are diffusers' plus the temporal ones — base/interpolation ``attn_temp``,
+``norm_temp``, ``time_rel_pos_bias``; VSR ``resblock_temporal``, ``attn_temporal``,
+``norm_temporal``, ``{down,up}_temporal_blocks.N``, ``mid_temporal_block`` — so one renaming serves
+all. Transposes: convs OIHW → HWIO and Conv3d ``(O, I, k, 1, 1)`` → ``(k, 1, 1, I, O)``, Linear and
+the 1×1-conv ``proj_in/proj_out`` → ``(in, out)``, norms' weight → scale, embeddings' weight →
+embedding. ``rotary_emb.freqs`` buffers (``temporal_rotary_emb.freqs`` too) are checked to be RoPE's
+constant and dropped. With ``inflate=True`` a 2-D state dict (SD 1.x, the SD ×4 upscaler) becomes a
+3-D UNet whose new temporal layers are freshly initialised with ZERO output projections (weight and
+bias: temporal attention ``to_out``, the temporal resnets' ``conv2`` in the transformers, the
+TemporalModule3D ``shift_conv``), so it equals the 2-D model frame by frame — the paper's starting
+point. (LaVie itself zero-initialises only the attention's ``to_out`` weight and ``shift_conv``.)
 """
 
 from __future__ import annotations
@@ -19,10 +24,17 @@ from flax import nnx
 from lavie_jax.convert import state, torch_layout
 from lavie_jax.models import positions, unet3d
 
-_NORM = re.compile(r"(^|\.)(norm\d?|norm_temp|conv_norm_out)\.weight$")
+_NORM = re.compile(r"(^|\.)(norm\d?|norm_temp|norm_temporal|conv_norm_out)\.weight$")
 _EMBEDDING = re.compile(r"(relative_attention_bias|class_embedding)\.weight$")
 _FREQS = re.compile(r"rotary_emb\.freqs$")
-_TEMPORAL = re.compile(r"\.(attn_temp|norm_temp)\.")
+_TEMPORAL = re.compile(
+    r"\.(attn_temp|norm_temp|attn_temporal|norm_temporal|resblock_temporal"
+    r"|down_temporal_blocks|mid_temporal_block|up_temporal_blocks)\."
+)
+# The temporal layers' output projections: zero at inflation, so every new layer starts as identity.
+_ZERO_AT_INFLATION = re.compile(
+    r"\.(attn_temp\.to_out|attn_temporal\.to_out|resblock_temporal\.conv2|shift_conv)\."
+)
 
 
 def _check_freqs(name: str, value) -> None:
@@ -55,14 +67,14 @@ def unet_flat_from_torch(state_dict: Mapping[str, object]) -> dict[str, np.ndarr
 
 def inflate(flat: dict[str, np.ndarray], model: unet3d.UNet3D) -> dict[str, np.ndarray]:
     """Fill the temporal parameters a 2-D state dict lacks from `model`'s own initialisation, with the
-    temporal attention's output projection zeroed (weight and bias) so it starts as the identity."""
+    temporal layers' output projections zeroed (weight and bias) so each starts as the identity."""
     fresh = state.flat_params(model)
     out = dict(flat)
     for name, value in fresh.items():
         if name in out or not _TEMPORAL.search("." + name):
             continue
         value = np.asarray(value)
-        out[name] = np.zeros_like(value) if ".attn_temp.to_out." in name else value
+        out[name] = np.zeros_like(value) if _ZERO_AT_INFLATION.search("." + name) else value
     return out
 
 
