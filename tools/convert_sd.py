@@ -5,9 +5,16 @@
       .safetensors or .bin) or one original-layout .ckpt/.safetensors file. The SD UNet is inflated to
       LaVie's base 3-D UNet: every 2-D weight copied, the temporal layers freshly initialised with zero
       output projections (so the model equals SD on every frame: the paper's starting point).
-  python tools/convert_sd.py lavie --stage base --checkpoint lavie_base.pt --sd DIR --out DIR
-      a released LaVie checkpoint (a state dict, or a dict with "ema") plus an SD folder converted
-      with the command above (its VAE, text encoder and tokenizer complete the model folder).
+  python tools/convert_sd.py upscaler SRC --out DIR [--no-inflate] [--dtype bfloat16]
+      SRC: a diffusers Stable Diffusion x4 upscaler folder (UNet with 7 input channels and a
+      noise-level embedding, x4 VAE, OpenCLIP-H text encoder in CLIP-text form, tokenizer). The UNet
+      is inflated to LaVie's VSR 3-D UNet: every 2-D weight copied, the temporal layers freshly
+      initialised with zero output projections (so it equals the upscaler on every frame).
+  python tools/convert_sd.py lavie --stage STAGE --checkpoint lavie_STAGE.pt --sd DIR --out DIR
+      STAGE: base, interpolation or vsr. A released LaVie checkpoint (a state dict, or a dict with
+      "ema") plus a folder converted with the commands above whose VAE, text encoder and tokenizer
+      complete the model folder: an 'sd' conversion of SD 1.4 for base and interpolation, an
+      'upscaler' conversion for vsr.
 
 The output folder is written to a temporary folder and renamed at the end: a failure leaves nothing
 behind. PyTorch pickles are only opened with torch.load(weights_only=True).
@@ -26,6 +33,11 @@ EXAMPLES = """examples:
   python tools/convert_sd.py sd ~/models/v1-5-pruned-emaonly.safetensors --out converted/sd15_base
   python tools/convert_sd.py lavie --stage base --checkpoint lavie_base.pt --sd converted/sd14_base \\
       --out converted/lavie_base
+  python tools/convert_sd.py lavie --stage interpolation --checkpoint lavie_interpolation.pt \\
+      --sd converted/sd14_base --out converted/lavie_interpolation
+  python tools/convert_sd.py upscaler ~/models/stable-diffusion-x4-upscaler --out converted/x4_upscaler
+  python tools/convert_sd.py lavie --stage vsr --checkpoint lavie_vsr.pt --sd converted/x4_upscaler \\
+      --out converted/lavie_vsr
 """
 
 
@@ -54,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
             default=None,
             help=f"JSON config of the {name} for single files (default: SD 1.x's)",
         )
+    upscaler = sub.add_parser("upscaler", help="the SD x4 upscaler → a VSR-stage folder (inflated)")
+    upscaler.add_argument("src", type=pathlib.Path, help="diffusers stable-diffusion-x4-upscaler folder")
+    upscaler.add_argument(
+        "--no-inflate", action="store_true", help="keep a purely 2-D UNet (no temporal layers)"
+    )
     lavie = sub.add_parser("lavie", help="a released LaVie checkpoint → a model folder")
     lavie.add_argument("--stage", choices=("base", "interpolation", "vsr"), required=True)
     lavie.add_argument(
@@ -63,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=".pt (state dict or {'ema': ...}) or .safetensors",
     )
     lavie.add_argument(
-        "--sd", type=pathlib.Path, required=True, help="an SD folder converted with the 'sd' command"
+        "--sd",
+        type=pathlib.Path,
+        required=True,
+        help="a folder converted with 'sd' (base, interpolation) or 'upscaler' (vsr)",
     )
     lavie.add_argument(
         "--unet-config",
@@ -71,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JSON of the original UNet constructor arguments (default: the released config)",
     )
-    for p in (sd, lavie):
+    for p in (sd, upscaler, lavie):
         p.add_argument(
             "--out", type=pathlib.Path, required=True, help="the model folder to create (must not exist)"
         )
@@ -95,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                 unet_config=args.unet_config,
                 vae_config=args.vae_config,
                 text_config=args.text_config,
+            )
+        elif args.source == "upscaler":
+            out = to_folder.convert_upscaler(
+                args.src, args.out, inflate=not args.no_inflate, dtype=args.dtype
             )
         else:
             out = to_folder.convert_lavie(

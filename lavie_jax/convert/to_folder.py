@@ -1,5 +1,11 @@
 """Whole conversions into lavie_jax model folders (the work behind ``tools/convert_sd.py``).
 
+* `convert_sd`: Stable Diffusion 1.x → a base-stage folder (UNet inflated to LaVie's base UNet).
+* `convert_upscaler`: the SD ×4 upscaler (diffusers folder) → a VSR-stage folder: its UNet inflated
+  to LaVie's VSR UNet, its ×4 VAE and OpenCLIP-H text encoder (in CLIP-text form), its tokenizer.
+* `convert_lavie`: a released LaVie checkpoint (base, interpolation or VSR) + the VAE, text encoder
+  and tokenizer of a folder converted above (SD 1.x for base/interpolation, the upscaler for VSR).
+
 Memory: tensors go straight from the source state dict to flat numpy arrays (source entries are
 dropped as they are converted) and are checked against the target model's *abstract* shapes, so no
 module is ever materialised — except the fresh temporal layers of an inflation.
@@ -11,14 +17,30 @@ import os
 import pathlib
 
 import numpy as np
+import safetensors.numpy
 from flax import nnx
 
 from lavie_jax.convert import clip as convert_clip
 from lavie_jax.convert import original_sd, sources, state
 from lavie_jax.convert import unet as convert_unet
 from lavie_jax.convert import vae as convert_vae
-from lavie_jax.models import clip_text, tokenizer, unet3d, vae
+from lavie_jax.models import clip_text, io, tokenizer, unet3d, vae
 from lavie_jax.pipelines import model_folder, stage_defaults
+
+STAGES = ("base", "interpolation", "vsr")
+# What turns a (2-D or original LaVie) UNet config into each stage's 3-D UNet (spec §2.1, §3.1, §4.1).
+STAGE_UNET_OPTIONS = {
+    "base": dict(temporal="rope_relpos"),
+    "interpolation": dict(temporal="plain", temporal_after_ff=True, sparse_causal=True),
+    "vsr": dict(low_res_channels=3, temporal="conv_rope_relpos", temporal_modules=True),
+}
+STAGE_PRESETS = {
+    "base": unet3d.lavie_base,
+    "interpolation": unet3d.lavie_interpolation,
+    "vsr": unet3d.lavie_vsr,
+}
+UPSCALER_MAX_NOISE_LEVEL = 350  # the diffusers upscale pipeline's default and LaVie's (spec §4.1)
+UPSCALER_VAE_SCALING = 0.08333  # LaVie's vsr/configs/vae_config.json (spec §4.3)
 
 # SD 1.x's component configs (diffusers names), for single-file checkpoints that carry none.
 SD1_UNET = dict(
@@ -49,6 +71,18 @@ SD1_TEXT = dict(
     hidden_act="quick_gelu",
     eos_token_id=2,
 )
+
+
+def scheduler_config(stage: str) -> dict:
+    """The stage's sampling conventions (``scheduler/config.json``) from `stage_defaults`."""
+    factory = {"base": "base_stage", "interpolation": "interpolation_stage", "vsr": "vsr_stage"}[stage]
+    make = getattr(stage_defaults, factory, None)
+    if make is None:
+        raise ValueError(
+            f"lavie_jax.pipelines.stage_defaults has no {factory}(): this version cannot write the "
+            f"{stage} stage's scheduler/config.json"
+        )
+    return make().to_dict()
 
 
 def _abstract_shapes(build) -> dict[str, tuple[int, ...]]:
@@ -122,7 +156,52 @@ def convert_sd(
         stage="base",
         components=components,
         tokenizer=tok,
-        scheduler_config=stage_defaults.base_stage().to_dict(),
+        scheduler_config=scheduler_config("base"),
+        dtype=dtype,
+        source=str(src),
+    )
+
+
+def convert_upscaler(
+    src: str | os.PathLike, out: str | os.PathLike, *, inflate: bool = True, dtype: str = "float32"
+) -> pathlib.Path:
+    """The SD ×4 upscaler (a diffusers folder) → a VSR-stage folder.
+
+    ``inflate=True`` gives LaVie's VSR UNet whose temporal layers are freshly initialised with zero
+    output projections, so it equals the 2-D upscaler on every frame (the starting point for VSR
+    training); ``inflate=False`` the 2-D upscaler per frame (``temporal=None``). Either takes the
+    noise-augmented low-res video as ``low_res`` and the noise level as ``class_labels``.
+    """
+    src = pathlib.Path(src)
+    if not src.is_dir():
+        raise ValueError(f"upscaler source {str(src)!r} is not a diffusers folder")
+    unet_cfg, unet_sd = sources.diffusers_component(src, "unet")
+    if unet_cfg.get("in_channels") != 7 or not unet_cfg.get("num_class_embeds"):
+        raise ValueError(
+            f"{src}/unet: in_channels={unet_cfg.get('in_channels')!r}, "
+            f"num_class_embeds={unet_cfg.get('num_class_embeds')!r}; expected the ×4 upscaler's 7 input "
+            "channels (4 latent + 3 low-res RGB) and a noise-level embedding"
+        )
+    vae_cfg, vae_sd = sources.diffusers_component(src, "vae")
+    text_cfg, text_sd = sources.diffusers_component(src, "text_encoder")
+    index = sources.read_json(src / "model_index.json") if (src / "model_index.json").is_file() else {}
+    temporal = STAGE_UNET_OPTIONS["vsr"] if inflate else dict(low_res_channels=3, temporal=None)
+    ucfg = unet3d.UNet3DConfig.from_diffusers_dict(
+        unet_cfg, max_noise_level=index.get("max_noise_level", UPSCALER_MAX_NOISE_LEVEL), **temporal
+    )
+    vcfg = vae.VAEConfig.from_diffusers_dict({"scaling_factor": UPSCALER_VAE_SCALING, **vae_cfg})
+    tcfg = clip_text.CLIPTextConfig.from_hf_dict(text_cfg)
+    components = {
+        "unet": (_unet_flat(unet_sd, ucfg, inflate=inflate), ucfg.to_dict()),
+        "vae": (_vae_flat(vae_sd, vcfg), vcfg.to_dict()),
+        "text_encoder": (_text_flat(text_sd, tcfg), tcfg.to_dict()),
+    }
+    return model_folder.write(
+        out,
+        stage="vsr",
+        components=components,
+        tokenizer=tokenizer.Tokenizer.from_folder(src / "tokenizer"),
+        scheduler_config=scheduler_config("vsr"),
         dtype=dtype,
         source=str(src),
     )
@@ -141,6 +220,39 @@ def detect_stage(state_dict: dict) -> str:
     return "unknown"
 
 
+def lavie_unet_config(stage: str, unet_config: dict | None = None) -> unet3d.UNet3DConfig:
+    """The released stage's UNet config, or one read from the original constructor arguments."""
+    if unet_config is None:
+        return STAGE_PRESETS[stage]()
+    if stage == "vsr":  # LaVie's vsr/configs/unet_3d_config.json options this port implements
+        levels = list(range(len(unet_config.get("block_out_channels", ()))))
+        for field, expected in (
+            ("down_temporal_idx", levels),
+            ("up_temporal_idx", levels),
+            ("mid_temporal", True),
+            ("video_condition", False),
+        ):
+            if field in unet_config and unet_config[field] != expected:
+                raise ValueError(
+                    f"VSR UNet config: {field}={unet_config[field]!r} is not supported; expected {expected!r}"
+                )
+        blocks = unet_config.get("temporal_module_config", {}).get("attention_block_types", ["", ""])
+        if list(blocks) != ["", ""]:
+            raise ValueError(
+                f"VSR UNet config: temporal_module_config.attention_block_types={blocks!r} is not "
+                "supported; expected ['', ''] (no attention inside the temporal modules)"
+            )
+        unet_config = {k: v for k, v in unet_config.items() if k != "temporal_module_config"}
+        unet_config = {"max_noise_level": UPSCALER_MAX_NOISE_LEVEL, **unet_config}  # the constructor default
+    return unet3d.UNet3DConfig.from_diffusers_dict(unet_config, **STAGE_UNET_OPTIONS[stage])
+
+
+def _folder_component(folder: pathlib.Path, name: str) -> tuple[dict, dict]:
+    """``(flat params, config)`` of an already converted component folder."""
+    config = io.read_config(folder / name, kind=name)
+    return dict(safetensors.numpy.load_file(str(folder / name / io.WEIGHTS_NAME))), config
+
+
 def convert_lavie(
     stage: str,
     checkpoint: str | os.PathLike,
@@ -151,14 +263,22 @@ def convert_lavie(
     dtype: str = "float32",
 ) -> pathlib.Path:
     """A released LaVie checkpoint (``.pt`` with or without ``"ema"``, or ``.safetensors``) plus an
-    already converted SD folder (its VAE, text encoder and tokenizer) → a model folder of `stage`."""
-    if stage != "base":
-        raise ValueError(
-            f"--stage {stage}: converting the {stage} UNet needs the {stage} model, which this version "
-            "does not have yet (only 'base' is supported)"
-        )
+    already converted folder holding the stage's VAE, text encoder and tokenizer → a model folder of
+    `stage`. That folder is an SD 1.x conversion for base and interpolation, an upscaler conversion
+    (``convert_upscaler``) for VSR."""
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}; expected one of {STAGES}")
     sd_folder = pathlib.Path(sd_folder)
-    model_folder.check_folder(sd_folder)
+    index = model_folder.check_folder(sd_folder)
+    wanted = ("vsr",) if stage == "vsr" else ("base", "interpolation")
+    if index.get("stage") not in wanted:
+        source = (
+            "the upscaler ('upscaler' command)" if stage == "vsr" else "Stable Diffusion 1.x ('sd' command)"
+        )
+        raise ValueError(
+            f"--sd {sd_folder}: holds a {index.get('stage')!r} folder; the {stage} stage takes its VAE and "
+            f"text encoder from a conversion of {source}"
+        )
     state_dict = sources.load_state_dict(checkpoint)
     looks_like = detect_stage(state_dict)
     if looks_like != stage:
@@ -166,26 +286,24 @@ def convert_lavie(
             f"{checkpoint}: passed as --stage {stage}, but it looks like a '{looks_like}' checkpoint "
             "(judged by conv_in's input channels and the temporal layers' names)"
         )
-    config = unet3d.UNet3DConfig.from_diffusers_dict(unet_config) if unet_config else unet3d.lavie_base()
-    import safetensors.numpy
-
-    def component(name: str) -> tuple[dict, dict]:
-        from lavie_jax.models import io
-
-        cfg = io.read_config(sd_folder / name, kind=name)
-        return dict(safetensors.numpy.load_file(str(sd_folder / name / io.WEIGHTS_NAME))), cfg
-
+    config = lavie_unet_config(stage, unet_config)
+    text = _folder_component(sd_folder, "text_encoder")
+    if text[1].get("hidden_size") != config.cross_attention_dim:
+        raise ValueError(
+            f"--sd {sd_folder}: its text encoder's width {text[1].get('hidden_size')} differs from the "
+            f"UNet's cross_attention_dim {config.cross_attention_dim}"
+        )
     components = {
         "unet": (_unet_flat(state_dict, config, inflate=False), config.to_dict()),
-        "vae": component("vae"),
-        "text_encoder": component("text_encoder"),
+        "vae": _folder_component(sd_folder, "vae"),
+        "text_encoder": text,
     }
     return model_folder.write(
         out,
         stage=stage,
         components=components,
         tokenizer=tokenizer.Tokenizer.from_folder(sd_folder / "tokenizer"),
-        scheduler_config=stage_defaults.base_stage().to_dict(),
+        scheduler_config=scheduler_config(stage),
         dtype=dtype,
         source=str(checkpoint),
     )
