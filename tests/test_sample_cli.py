@@ -7,6 +7,7 @@ import av
 import numpy as np
 import pytest
 import tiny_sd
+import tiny_stages
 from PIL import Image
 
 from lavie_jax import sample
@@ -103,9 +104,90 @@ def test_missing_prompt_and_model(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    return {
+        s: str(tiny_stages.build(root, s, seed=i)) for i, s in enumerate(("base", "interpolation", "vsr"))
+    }
+
+
+def cascade_args(stages, out, *extra):
+    return [
+        "--cascade",
+        "--model",
+        stages["base"],
+        "--interp-model",
+        stages["interpolation"],
+        "--vsr-model",
+        stages["vsr"],
+        "--prompt",
+        "a red cat",
+        "--frames",
+        "3",
+        "--steps",
+        "1",
+        "--interp-steps",
+        "1",
+        "--vsr-steps",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_cascade_writes_every_stage(stages, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert sample.main(cascade_args(stages, out, "--vsr-chunk-frames", "4", "--vsr-chunk-overlap", "1")) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [
+        f"a_red_cat_{stage}{ext}"
+        for stage, exts in (("base", ".gif .mp4 .png"), ("interpolation", ".gif .mp4"), ("vsr", ".gif .mp4"))
+        for ext in exts.split()
+    ]
+    assert frames_of(out / "a_red_cat_base.mp4").shape == (3, 16, 16, 3)
+    assert frames_of(out / "a_red_cat_interpolation.mp4").shape == (9, 16, 16, 3)
+    assert frames_of(out / "a_red_cat_vsr.mp4").shape == (9, 64, 64, 3)
+    err = capsys.readouterr().err
+    for stage in ("base", "interpolation", "vsr"):
+        assert f"{stage}: load " in err
+    assert err.count("peak RSS") == 3 and err.count("compile ") == 3
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--vsr-noise-level", "400"], "noise_level=400: expected an integer in 0..350"),
+        (["--stages", "interp,vsr"], "expected a comma-separated list in cascade order starting with base"),
+        (["--vsr-tile", "5"], "tile_size (height)=5: tiles must be multiples of 2"),
+        (["--interp-steps", "0"], "--interp-steps must be a positive integer"),
+        (["--frames", "1"], "video frames N=1: expected ≥ 2 base frames"),
+    ],
+)
+def test_cascade_bad_arguments(stages, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        sample.main(cascade_args(stages, tmp_path, *args))
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_cascade_missing_folder_and_flags_without_cascade(stages, tmp_path, capsys):
+    args = cascade_args(stages, tmp_path)
+    without_vsr = args[: args.index("--vsr-model")] + args[args.index("--vsr-model") + 2 :]
+    with pytest.raises(SystemExit):
+        sample.main(without_vsr)
+    assert "missing stage folder(s) for ['vsr']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sample.main(["--model", stages["base"], "--prompt", "x", "--vsr-noise-level", "20"])
+    assert "--vsr-noise-level only apply with --cascade" in capsys.readouterr().err
+
+
 def test_help_runs_as_a_module():
     result = subprocess.run(
         [sys.executable, "-m", "lavie_jax.sample", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
     assert "--negative-prompt" in result.stdout and "examples:" in result.stdout
+    assert "--interp-model" in result.stdout and "--vsr-chunk-overlap" in result.stdout

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lavie_jax.pipelines import arguments, denoise, frames, progress, prompts, stage
+from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, prompts, stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,19 @@ class Request:
     @property
     def shape_key(self) -> tuple:
         return (self.latent_shape, self.prompt_ids.shape, self.steps, self.sampler)
+
+
+def check_request(
+    num_prompts: int, configs: loading.Configs, num_frames: int, height: int, width: int
+) -> tuple[int, ...]:
+    """Check the video size for this stage; returns the latents' shape ``(B, F, h, w, C)``. Usable from
+    configs alone (a cascade checks before loading anything)."""
+    num_frames = arguments.positive_int("num_frames", num_frames)
+    height = arguments.positive_int("height", height)
+    width = arguments.positive_int("width", width)
+    f = configs.vae.downsample_factor
+    arguments.frame_size(height, width, f, configs.unet.downsample_factor)
+    return (num_prompts, num_frames, height // f, width // f, configs.unet.in_channels)
 
 
 class BasePipeline(stage.Stage):
@@ -66,11 +79,9 @@ class BasePipeline(stage.Stage):
             d.guidance if guidance is None else guidance,
             d.sampler if sampler is None else sampler,
         )
-        num_frames = arguments.positive_int("num_frames", d.num_frames if num_frames is None else num_frames)
-        height = arguments.positive_int("height", d.height if height is None else height)
-        width = arguments.positive_int("width", d.width if width is None else width)
-        f = self.vae.config.downsample_factor
-        arguments.frame_size(height, width, f, self.unet.config.downsample_factor)
+        num_frames = d.num_frames if num_frames is None else num_frames
+        height, width = d.height if height is None else height, d.width if width is None else width
+        latent_shape = check_request(len(prompt_list), self.configs, num_frames, height, width)
         prompt_ids, negative_ids = prompts.tokenize(
             self.tokenizer,
             prompt_list,
@@ -87,13 +98,7 @@ class BasePipeline(stage.Stage):
             guidance=guidance,
             sampler=sampler,
             fps=d.fps if fps is None else fps,
-            latent_shape=(
-                len(prompt_list),
-                num_frames,
-                height // f,
-                width // f,
-                self.unet.config.in_channels,
-            ),
+            latent_shape=latent_shape,
         )
 
     # ------------------------------------------------------------------ the compiled program
