@@ -189,7 +189,10 @@ def convert_upscaler(
     ucfg = unet3d.UNet3DConfig.from_diffusers_dict(
         unet_cfg, max_noise_level=index.get("max_noise_level", UPSCALER_MAX_NOISE_LEVEL), **temporal
     )
-    vcfg = vae.VAEConfig.from_diffusers_dict({"scaling_factor": UPSCALER_VAE_SCALING, **vae_cfg})
+    # An absent or SD 1.x scale is replaced by the ×4 VAE's, as diffusers' upscale pipeline does.
+    if vae_cfg.get("scaling_factor", 0.18215) == 0.18215:
+        vae_cfg = {**vae_cfg, "scaling_factor": UPSCALER_VAE_SCALING}
+    vcfg = vae.VAEConfig.from_diffusers_dict(vae_cfg)
     tcfg = clip_text.CLIPTextConfig.from_hf_dict(text_cfg)
     components = {
         "unet": (_unet_flat(unet_sd, ucfg, inflate=inflate), ucfg.to_dict()),

@@ -5,6 +5,10 @@ tokenizer folders (``vocab.json`` + ``merges.txt``) load with `Tokenizer.from_fo
 `default_tokenizer` builds the same files from OpenAI's BPE vocabulary shipped in this package.
 Note: transformers 5's ``CLIPTokenizer(vocab_file=..., merges_file=...)`` silently ignores both
 files, so this wrapper always passes the contents (``vocab=``, ``merges=``).
+
+The pad token is ``<|endoftext|>`` unless the folder names another: SD 2.x and the ×4 upscaler
+(OpenCLIP-H) pad with ``!`` (id 0), set in ``special_tokens_map.json``, which transformers lets
+override ``tokenizer_config.json``. A non-default pad token is saved in ``special_tokens_map.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 ASSETS = pathlib.Path(__file__).resolve().parent.parent / "assets" / "clip_bpe"
 BPE_GZ = ASSETS / "bpe_simple_vocab_16e6.txt.gz"
 FILES = ("vocab.json", "merges.txt")
+SPECIAL_TOKENS_MAP = "special_tokens_map.json"
 MAX_LENGTH = 77
 NUM_MERGES = 49152 - 256 - 2  # CLIP's vocabulary: 2×256 byte symbols, the merges, 2 special tokens
 
@@ -55,12 +60,35 @@ def build_clip_vocab(gz_path: str | os.PathLike, out_dir: str | os.PathLike) -> 
 class Tokenizer:
     """Prompts → ``(B, 77)`` int32 ids: BOS, tokens, EOS, then padding (truncated to 77)."""
 
-    def __init__(self, vocab: dict[str, int], merges: list[str], *, max_length: int = MAX_LENGTH):
+    def __init__(
+        self,
+        vocab: dict[str, int],
+        merges: list[str],
+        *,
+        max_length: int = MAX_LENGTH,
+        pad_token: str | None = None,
+    ):
         from transformers import CLIPTokenizer
 
-        self.vocab, self.merges, self.max_length = vocab, merges, max_length
+        if pad_token is not None and pad_token not in vocab:
+            raise ValueError(f"Tokenizer: pad_token={pad_token!r} is not in the vocabulary")
+        self.vocab, self.merges, self.max_length, self.pad_token = vocab, merges, max_length, pad_token
         pairs = [tuple(m.split()) for m in merges]  # the BPE backend wants (left, right) pairs
-        self._tok = CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=max_length)
+        extra = {} if pad_token is None else {"pad_token": pad_token}
+        self._tok = CLIPTokenizer(vocab=vocab, merges=pairs, model_max_length=max_length, **extra)
+
+    @staticmethod
+    def _folder_pad_token(folder: pathlib.Path) -> str | None:
+        """The pad token a tokenizer folder names: special_tokens_map.json, then tokenizer_config.json."""
+        for name in (SPECIAL_TOKENS_MAP, "tokenizer_config.json"):
+            path = folder / name
+            if path.is_file():
+                token = json.loads(path.read_text(encoding="utf-8")).get("pad_token")
+                if isinstance(token, dict):  # serialised AddedToken
+                    token = token.get("content")
+                if token is not None:
+                    return token
+        return None
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, *, max_length: int = MAX_LENGTH) -> Tokenizer:
@@ -73,7 +101,7 @@ class Tokenizer:
             if model.get("type") != "BPE" or "vocab" not in model:
                 raise ValueError(f"{folder}/tokenizer.json: expected a BPE model with a vocabulary")
             merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-            return cls(model["vocab"], merges, max_length=max_length)
+            return cls(model["vocab"], merges, max_length=max_length, pad_token=cls._folder_pad_token(folder))
         if missing:
             raise ValueError(
                 f"tokenizer folder {str(folder)!r} lacks {', '.join(missing)}; expected {FILES} "
@@ -85,7 +113,7 @@ class Tokenizer:
             for line in (folder / "merges.txt").read_text(encoding="utf-8").split("\n")
             if line and not line.startswith("#version")
         ]
-        return cls(vocab, merges, max_length=max_length)
+        return cls(vocab, merges, max_length=max_length, pad_token=cls._folder_pad_token(folder))
 
     def save(self, folder: str | os.PathLike) -> None:
         folder = pathlib.Path(folder)
@@ -94,6 +122,10 @@ class Tokenizer:
         (folder / "merges.txt").write_text(
             "#version: 0.2\n" + "\n".join(self.merges) + "\n", encoding="utf-8"
         )
+        if self.pad_token is not None:
+            (folder / SPECIAL_TOKENS_MAP).write_text(
+                json.dumps({"pad_token": self.pad_token}), encoding="utf-8"
+            )
 
     def __call__(self, prompts: list[str] | str) -> np.ndarray:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
