@@ -15,7 +15,7 @@ from unet_reference import Reference
 
 from lavie_jax.convert import state
 from lavie_jax.convert import unet as convert_unet
-from lavie_jax.models import sparse_causal_attention, transformer, unet3d
+from lavie_jax.models import attention, sparse_causal_attention, transformer, unet3d
 
 INTERP = dict(temporal="plain", temporal_after_ff=True, sparse_causal=True)
 
@@ -118,6 +118,10 @@ def test_interpolation_block_equals_float64_reference():
     want = ref.block("blk", torch.from_numpy(x), torch.from_numpy(ctx), b, f, False).numpy()
     got = block(jnp.asarray(x, jnp.float32), jnp.asarray(ctx, jnp.float32), batch=b)
     assert np.abs(np.asarray(got) - want).max() <= 1e-4
+    # The memory-efficient implementation reaches the sparse-causal attn1 (and attn2), not attn_temp.
+    assert attention.set_impl(block, "chunked") == 2 and block.attn1.impl == "chunked"
+    chunked = block(jnp.asarray(x, jnp.float32), jnp.asarray(ctx, jnp.float32), batch=b)
+    assert np.abs(np.asarray(chunked) - want).max() <= 1e-4
     # The order matters: the same weights in the base order (temporal before ff) give something else.
     block.temporal_after_ff = False
     base_order = block(jnp.asarray(x, jnp.float32), jnp.asarray(ctx, jnp.float32), batch=b)

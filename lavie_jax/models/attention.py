@@ -58,10 +58,9 @@ class Attention(nnx.Module):
 
 
 def set_impl(module: nnx.Module, impl: str) -> int:
-    """Switch every spatial/cross `Attention` inside `module` to `impl`; returns how many changed.
-
-    Temporal attention (over F ≤ 61 frames, tiny score matrices) keeps its own setting.
-    """
+    """Switch every spatial/cross `Attention` inside `module` (sparse-causal ones included) to `impl`;
+    returns how many changed. Temporal attention (over F ≤ 61 frames, tiny score matrices) keeps its
+    own setting."""
     if impl not in attention_core.IMPLEMENTATIONS:
         raise ValueError(f"attention impl={impl!r}; expected one of {attention_core.IMPLEMENTATIONS}")
     count = 0

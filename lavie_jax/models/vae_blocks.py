@@ -17,8 +17,8 @@ EPS = 1e-6  # every GroupNorm of the VAE
 
 def mid_attention(channels: int, groups: int, impl: str, *, rngs: nnx.Rngs, dtype) -> attention.Attention:
     """diffusers' VAE attention: one head of width `channels`, q/k/v with bias, its GroupNorm held by the
-    attention module itself (``attentions.0.group_norm``). Built as a plain `attention.Attention` so
-    that `attention.set_impl` (which switches exactly that type) reaches it — the ×4 upscaler's decoder
+    attention module itself (``attentions.0.group_norm``). Built as an `attention.Attention` so that
+    `attention.set_impl` (which switches spatial attention) reaches it — the ×4 upscaler's decoder
     attends over every latent pixel, where only the chunked implementation fits in memory."""
     attn = attention.Attention(channels, 1, qkv_bias=True, impl=impl, rngs=rngs, dtype=dtype)
     attn.group_norm = norms.GroupNorm(groups, channels, EPS, dtype=dtype)
