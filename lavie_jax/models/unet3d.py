@@ -8,8 +8,9 @@ Presets: `lavie_base` (4 input channels, RoPE + relative-bias temporal attention
 ``attn1``, position-free temporal attention after the feed-forward) and `lavie_vsr` (the SD ×4
 upscaler layout: ``sample`` has ``in_channels − low_res_channels = 4`` channels and ``low_res`` the
 3-channel pixel video at latent size, concatenated inside; ``class_labels`` is the noise level;
-temporal resnets in every transformer and a `TemporalModule3D` after every down, mid and up block,
-whose inputs are what the skips hold).
+temporal resnets in every transformer and a `TemporalModule3D` after every down, mid and up block;
+the skip connections are taken before it). A noise level above ``max_noise_level`` is refused when
+it is concrete (`check_noise_level`); under ``jit`` the caller checks it.
 
 ``encoder_hidden_states`` is ``(B, L, D)`` (one caption per clip, repeated to every frame) or
 ``(B, F, L, D)`` (one per frame, so each image of a joint batch has its own caption). The last
