@@ -1,6 +1,8 @@
 """The cascade end to end on tiny random models of the three stages: every stage's uint8 video of the
 expected shape, per-stage measurements, and every bad input caught before anything is loaded."""
 
+import weakref
+
 import numpy as np
 import pytest
 import tiny_stages
@@ -33,7 +35,22 @@ def test_three_stages_make_16_61_and_x4_61_frames(folders):
     assert np.abs(base.astype(int) - interp[:, ::4].astype(int)).mean() < 128  # a video, not a crash
 
 
-def test_stage_subsets_and_options(folders):
+def test_stage_subsets_and_options_and_each_stage_released(folders, monkeypatch):
+    alive = []  # weak references to every stage pipeline loaded so far
+
+    def tracking(cls):
+        original = cls.from_pretrained
+
+        def load(folder, **kwargs):
+            assert all(ref() is None for ref in alive), "the previous stage was not released"
+            pipe = original(folder, **kwargs)
+            alive.append(weakref.ref(pipe))
+            return pipe
+
+        return load
+
+    for cls in cascade.PIPELINES.values():
+        monkeypatch.setattr(cls, "from_pretrained", tracking(cls))
     pipe = cascade.CascadePipeline(**folders)
     videos = pipe(
         ["a cat"],
@@ -43,6 +60,7 @@ def test_stage_subsets_and_options(folders):
     )
     assert sorted(videos) == ["base", "vsr"]
     assert videos["base"].shape == (1, 3, 16, 16, 3) and videos["vsr"].shape == (1, 3, 64, 64, 3)
+    assert len(alive) == 2 and all(ref() is None for ref in alive)
 
 
 @pytest.mark.parametrize(

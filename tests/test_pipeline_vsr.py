@@ -56,6 +56,7 @@ def test_windows_have_one_size_and_cover_the_axis():
         assert covered.all()
     assert tiling.Axis(61, 8, 0).starts == [0, 8, 16, 24, 32, 40, 48, 53]  # the last moved back
     assert tiling.Axis(16, 8, 0).starts == [0, 8]  # LaVie's two chunks of a 16-frame clip
+    assert tiling.Axis(16, 128, 16).slices() == [slice(0, 16)]  # a tile larger than the frame
 
 
 def test_a_window_covering_the_clip_is_unchunked_processing():

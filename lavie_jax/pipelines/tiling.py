@@ -34,10 +34,11 @@ class Axis:
     def __post_init__(self):
         if self.size is not None and (not isinstance(self.size, (int, np.integer)) or self.size < 1):
             raise ValueError(f"{self.name}={self.size!r}: expected a positive integer or None")
-        if not isinstance(self.overlap, (int, np.integer)) or not 0 <= self.overlap < self.window:
+        limit = self.length if self.size is None else self.size
+        if not isinstance(self.overlap, (int, np.integer)) or not 0 <= self.overlap < limit:
             raise ValueError(
-                f"{self.name} overlap={self.overlap!r}: expected an integer in 0..{self.window - 1} "
-                f"(less than the window of {self.window})"
+                f"{self.name} overlap={self.overlap!r}: expected an integer in 0..{limit - 1} "
+                f"(less than the window of {limit})"
             )
 
     @property
@@ -47,8 +48,10 @@ class Axis:
 
     @property
     def starts(self) -> list[int]:
-        n, stride = self.window, self.window - self.overlap
-        return sorted(set(range(0, self.length - n, stride)) | {self.length - n})
+        n = self.window
+        if n == self.length:  # one window: the overlap does not matter
+            return [0]
+        return sorted(set(range(0, self.length - n, n - self.overlap)) | {self.length - n})
 
     def weights(self, scale: int = 1) -> list[np.ndarray]:
         """Each window's blending weights ``(window·scale,)`` on the axis scaled by `scale`: 1 inside,
