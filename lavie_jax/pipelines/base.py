@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, prompts, stage
+from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage
+from lavie_jax.pipelines import prompts as prompting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ class BasePipeline(stage.Stage):
 
     def prepare(
         self,
-        prompt_list: list[str] | str,
+        prompts: list[str] | str,
         *,
         num_frames: int | None = None,
         height: int | None = None,
@@ -73,7 +74,7 @@ class BasePipeline(stage.Stage):
     ) -> Request:
         """Resolve defaults from the model's scheduler config and check every argument."""
         d = self.defaults
-        prompt_list = prompts.normalize(prompt_list)
+        prompts = prompting.normalize(prompts)
         steps, guidance, sampler = arguments.sampling(
             d.steps if steps is None else steps,
             d.guidance if guidance is None else guidance,
@@ -81,10 +82,10 @@ class BasePipeline(stage.Stage):
         )
         num_frames = d.num_frames if num_frames is None else num_frames
         height, width = d.height if height is None else height, d.width if width is None else width
-        latent_shape = check_request(len(prompt_list), self.configs, num_frames, height, width)
-        prompt_ids, negative_ids = prompts.tokenize(
+        latent_shape = check_request(len(prompts), self.configs, num_frames, height, width)
+        prompt_ids, negative_ids = prompting.tokenize(
             self.tokenizer,
-            prompt_list,
+            prompts,
             d.negative_prompt if negative_prompt is None else negative_prompt,
             d.prompt_suffix,
         )
@@ -176,9 +177,9 @@ class BasePipeline(stage.Stage):
         return frames.finish(video, output)
 
     def __call__(
-        self, prompt_list, *, seed: int = 0, latents=None, output: str = "uint8", progress_bar=False, **kwargs
+        self, prompts, *, seed: int = 0, latents=None, output: str = "uint8", progress_bar=False, **kwargs
     ):
-        request = self.prepare(prompt_list, **kwargs)
+        request = self.prepare(prompts, **kwargs)
         compiled = self.compile(request, with_progress=progress_bar)
         return self.run(
             compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output

@@ -25,9 +25,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from lavie_jax.pipelines import arguments, loading, prompts, rss
+from lavie_jax.pipelines import arguments, loading, rss
 from lavie_jax.pipelines import base as base_stage
 from lavie_jax.pipelines import interpolation as interpolation_stage
+from lavie_jax.pipelines import prompts as prompting
 from lavie_jax.pipelines import vsr as vsr_stage
 
 STAGES = ("base", "interpolation", "vsr")
@@ -112,7 +113,7 @@ class CascadePipeline:
 
     def prepare(
         self,
-        prompt_list: list[str] | str,
+        prompts: list[str] | str,
         *,
         stages: str | Sequence[str] = STAGES,
         seed: int = 0,
@@ -124,7 +125,7 @@ class CascadePipeline:
         """Check everything before loading: `stages` ("base,interp,vsr"), the stage folders, and each
         stage's options (the keyword arguments of its pipeline's `prepare`, e.g. ``base=dict(steps=25)``,
         ``vsr=dict(noise_level=50, chunk_overlap=2)``). `seeds` overrides `seed` per stage."""
-        prompt_list = prompts.normalize(prompt_list)
+        prompts = prompting.normalize(prompts)
         stages = parse_stages(stages)
         missing = [s for s in stages if self.folders[s] is None]
         if missing:
@@ -137,7 +138,7 @@ class CascadePipeline:
         bad_seeds = sorted(set(seeds or {}) - set(STAGES))
         if bad_seeds:
             raise ValueError(f"seeds: unknown stage(s) {bad_seeds}; expected some of {STAGES}")
-        shapes, b = {}, len(prompt_list)
+        shapes, b = {}, len(prompts)
         for s in stages:
             configs = loading.read_configs(self.folders[s], s)
             d, o = configs.defaults, options[s]
@@ -165,7 +166,7 @@ class CascadePipeline:
                 )
                 scale = configs.vae.downsample_factor
                 shapes[s] = (*previous[:2], previous[2] * scale, previous[3] * scale, 3)
-        return Request(prompt_list, stages, options, {s: (seeds or {}).get(s, seed) for s in stages}, shapes)
+        return Request(prompts, stages, options, {s: (seeds or {}).get(s, seed) for s in stages}, shapes)
 
     def run_stages(self, request: Request, *, progress_bar: bool = False) -> Iterator[StageResult]:
         """Run the stages one after another, each loaded, compiled, run and released in turn."""
@@ -191,7 +192,7 @@ class CascadePipeline:
                 gc.collect()
             yield StageResult(s, video, fps, load_s, compile_s, sample_s, peak.gb)
 
-    def __call__(self, prompt_list, *, progress_bar: bool = False, **kwargs) -> dict[str, np.ndarray]:
+    def __call__(self, prompts, *, progress_bar: bool = False, **kwargs) -> dict[str, np.ndarray]:
         """`prepare` then `run_stages`: ``{stage: uint8 video (B, F, H, W, 3)}``."""
-        request = self.prepare(prompt_list, **kwargs)
+        request = self.prepare(prompts, **kwargs)
         return {r.stage: r.video for r in self.run_stages(request, progress_bar=progress_bar)}

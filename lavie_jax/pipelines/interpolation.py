@@ -21,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 from lavie_jax.diffusion import keyframes
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, prompts, stage
+from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage
+from lavie_jax.pipelines import prompts as prompting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,7 @@ class InterpolationPipeline(stage.Stage):
 
     def prepare(
         self,
-        prompt_list: list[str] | str,
+        prompts: list[str] | str,
         video,
         *,
         steps: int | None = None,
@@ -80,16 +81,16 @@ class InterpolationPipeline(stage.Stage):
         """Check the prompts and the base video ``(B, N, H, W, 3)`` (uint8, or float in [-1, 1]) and
         resolve defaults from the model's scheduler config."""
         d = self.defaults
-        prompt_list = prompts.normalize(prompt_list)
+        prompts = prompting.normalize(prompts)
         steps, guidance, sampler = arguments.sampling(
             d.steps if steps is None else steps,
             d.guidance if guidance is None else guidance,
             d.sampler if sampler is None else sampler,
         )
-        latent_shape = check_video_shape(np.shape(video), len(prompt_list), self.configs)
-        prompt_ids, negative_ids = prompts.tokenize(
+        latent_shape = check_video_shape(np.shape(video), len(prompts), self.configs)
+        prompt_ids, negative_ids = prompting.tokenize(
             self.tokenizer,
-            prompt_list,
+            prompts,
             d.negative_prompt if negative_prompt is None else negative_prompt,
             d.prompt_suffix,
         )
@@ -187,9 +188,9 @@ class InterpolationPipeline(stage.Stage):
         return frames.finish(video, output)
 
     def __call__(
-        self, prompt_list, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
+        self, prompts, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
     ):
-        request = self.prepare(prompt_list, video, **kwargs)
+        request = self.prepare(prompts, video, **kwargs)
         compiled = self.compile(request, with_progress=progress_bar)
         return self.run(
             compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output

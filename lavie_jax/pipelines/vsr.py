@@ -25,7 +25,8 @@ import numpy as np
 from flax import nnx
 
 from lavie_jax.diffusion import schedule
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, prompts, stage, tiling
+from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage, tiling
+from lavie_jax.pipelines import prompts as prompting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ class VSRPipeline(stage.Stage):
 
     def prepare(
         self,
-        prompt_list: list[str] | str,
+        prompts: list[str] | str,
         video,
         *,
         steps: int | None = None,
@@ -143,7 +144,7 @@ class VSRPipeline(stage.Stage):
         """Check the prompts, the low-res video ``(B, F, H, W, 3)`` (uint8, or float in [-1, 1]) and
         the options, and resolve defaults from the model's scheduler config."""
         d = self.defaults
-        prompt_list = prompts.normalize(prompt_list)
+        prompts = prompting.normalize(prompts)
         steps, guidance, sampler = arguments.sampling(
             d.steps if steps is None else steps,
             d.guidance if guidance is None else guidance,
@@ -152,7 +153,7 @@ class VSRPipeline(stage.Stage):
         noise_level = d.noise_level if noise_level is None else noise_level
         axes = check_request(
             np.shape(video),
-            len(prompt_list),
+            len(prompts),
             self.configs,
             noise_level=noise_level,
             chunk_frames=d.chunk_frames if chunk_frames is None else chunk_frames,
@@ -160,9 +161,9 @@ class VSRPipeline(stage.Stage):
             tile_size=tile_size,
             tile_overlap=tile_overlap,
         )
-        prompt_ids, negative_ids = prompts.tokenize(
+        prompt_ids, negative_ids = prompting.tokenize(
             self.tokenizer,
-            prompt_list,
+            prompts,
             d.negative_prompt if negative_prompt is None else negative_prompt,
             d.prompt_suffix,
         )
@@ -279,9 +280,9 @@ class VSRPipeline(stage.Stage):
         return frames.finish(video, output)
 
     def __call__(
-        self, prompt_list, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
+        self, prompts, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
     ):
-        request = self.prepare(prompt_list, video, **kwargs)
+        request = self.prepare(prompts, video, **kwargs)
         compiled = self.compile(request, with_progress=progress_bar)
         return self.run(
             compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output
