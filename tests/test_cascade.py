@@ -95,6 +95,15 @@ def test_bad_inputs_fail_before_loading(folders, kwargs, match, monkeypatch):
         cascade.CascadePipeline(**given).prepare(["a cat"], **kwargs)
 
 
+def test_a_folder_of_stage_folders(folders, tmp_path):
+    root = folders["base"].parent
+    assert cascade.CascadePipeline.from_pretrained(root).folders == folders
+    with pytest.raises(ValueError, match="does not exist"):
+        cascade.CascadePipeline.from_pretrained(tmp_path / "nope")
+    with pytest.raises(ValueError, match=r"missing stage folder\(s\) for \['base', 'interpolation', 'vsr'\]"):
+        cascade.CascadePipeline.from_pretrained(tmp_path).prepare(["a cat"])
+
+
 def test_a_folder_of_the_wrong_stage(folders):
     pipe = cascade.CascadePipeline(folders["base"], folders["interpolation"], folders["base"])
     with pytest.raises(ValueError, match=r"holds stage 'base', expected 'vsr'"):

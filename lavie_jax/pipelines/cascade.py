@@ -1,6 +1,7 @@
 """The LaVie cascade: prompts → base video → temporal interpolation → ×4 super-resolution.
 
     cascade = CascadePipeline(base="m/lavie_base", interpolation="m/lavie_interpolation", vsr="m/lavie_vsr")
+    # or CascadePipeline.from_pretrained("m") for m/base, m/interpolation, m/vsr
     videos = cascade(["a teddy bear walking on the street"], seed=0)
     videos["base"], videos["interpolation"], videos["vsr"]
     # uint8 (B, 16, H, W, 3), (B, 61, H, W, 3), (B, 61, 4H, 4W, 3)
@@ -20,6 +21,7 @@ import dataclasses
 import gc
 import inspect
 import os
+import pathlib
 import time
 from collections.abc import Iterator, Sequence
 
@@ -110,6 +112,14 @@ class CascadePipeline:
         """Model folders of the stages (only those to be run are needed); nothing is loaded yet."""
         self.folders = {"base": base, "interpolation": interpolation, "vsr": vsr}
         self.attention_impl = attention_impl
+
+    @classmethod
+    def from_pretrained(cls, root: str | os.PathLike, *, attention_impl: str = "auto") -> CascadePipeline:
+        """A folder of stage folders: ``ROOT/base``, ``ROOT/interpolation``, ``ROOT/vsr`` (those present)."""
+        root = pathlib.Path(root)
+        if not root.is_dir():
+            raise ValueError(f"cascade folder {str(root)!r} does not exist or is not a directory")
+        return cls(**{s: root / s for s in STAGES if (root / s).is_dir()}, attention_impl=attention_impl)
 
     def prepare(
         self,
