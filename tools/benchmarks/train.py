@@ -1,0 +1,101 @@
+"""Training throughput and memory: ``python tools/benchmark.py train [--steps N] [--frames F] [--size S]``.
+
+Runs ``python -m lavie_jax.train`` on a width-reduced base UNet (configs/bench_train settings below)
+at F×S×S latents (default 16×32×32) on synthetic precomputed latents, three times in fresh
+processes: as is, with ``remat=True``, and with frozen spatial layers (``optim.trainable=temporal``).
+Prints steps/s and examples/s over the steps after the first (compilation excluded), the data-loader
+wait fraction, and each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+VARIANTS = {
+    "baseline": [],
+    "remat": ["--config.remat=True"],
+    "frozen spatial": ["--config.optim.trainable=temporal"],
+}
+
+
+def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Path) -> dict:
+    command = [
+        sys.executable,
+        "-m",
+        "lavie_jax.train",
+        f"--config={pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'tiny_base.py'}",
+        f"--workdir={workdir}",
+        f"--config.model.block_out_channels=({','.join(str(w) for w in args.widths)})",
+        f"--config.data.num_frames={args.frames}",
+        f"--config.data.height={args.size * 8}",
+        f"--config.data.width={args.size * 8}",
+        f"--config.data.num_images={args.images}",
+        "--config.data.precomputed=True",
+        f"--config.batch_size={args.batch}",
+        f"--config.num_steps={args.steps}",
+        "--config.log_every=1",
+        f"--config.checkpoint_every={args.steps}",
+        "--config.sample_every=0",
+        *extra,
+    ]
+    env = {**os.environ, "LAVIE_JAX_CACHE_DIR": "off"}  # measure compilation honestly, every time
+    workdir.mkdir(parents=True)
+    log = workdir / "stderr.txt"
+    t0 = time.perf_counter()
+    with open(log, "w") as err:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"{' '.join(command)} failed:\n{log.read_text()[-4000:]}")
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    timed = records[1:]  # the first step includes compilation
+    seconds = sum(1.0 / r["steps_per_second"] for r in timed)
+    return {
+        "steps_per_second": len(timed) / seconds,
+        "examples_per_second": len(timed) * args.batch / seconds,
+        "data_wait_fraction": sum(r["data_wait_fraction"] / r["steps_per_second"] for r in timed) / seconds,
+        "first_step_seconds": 1.0 / records[0]["steps_per_second"],
+        "peak_rss_gib": usage.ru_maxrss / 2**20,  # ru_maxrss is in KiB on Linux
+        "wall_seconds": wall,
+        "final_loss": records[-1]["loss"],
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/benchmark.py train", description=__doc__)
+    parser.add_argument("--steps", type=int, default=6, help="training steps per variant (first = compile)")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--size", type=int, default=32, help="latent height = width")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--images", type=int, default=0, help="joint images per example")
+    parser.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 256), help="block_out_channels")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args(argv)
+    if args.steps < 2:
+        parser.error(f"--steps must be ≥ 2 (the first one compiles), got {args.steps}")
+    print(
+        f"base UNet widths {tuple(args.widths)}, latents {args.frames}×{args.size}×{args.size}, "
+        f"batch {args.batch}, {args.images} images, {args.steps} steps per variant"
+    )
+    print(f"{'variant':<16}{'steps/s':>9}{'ex/s':>9}{'data wait':>11}{'1st step s':>12}{'peak RSS GiB':>14}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.variants:
+            r = run_variant(VARIANTS[name], args, pathlib.Path(tmp) / name.replace(" ", "_"))
+            print(
+                f"{name:<16}{r['steps_per_second']:>9.3f}{r['examples_per_second']:>9.3f}"
+                f"{r['data_wait_fraction']:>11.1%}{r['first_step_seconds']:>12.1f}{r['peak_rss_gib']:>14.2f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
