@@ -4,6 +4,7 @@
     python tools/benchmark.py sample    # denoising steps at the real latent shape, time and peak RSS
     python tools/benchmark.py data      # decoded clips/s with 0/1/2 grain workers, latent batches/s
     python tools/benchmark.py cascade   # each cascade stage's loop at the real shapes: compile, s/step, RSS
+    python tools/benchmark.py train     # training steps/s, examples/s, peak RSS: plain, remat, frozen spatial
 
 Each subcommand lives in ``tools/benchmarks/<name>.py`` as ``main(argv)``.
 """

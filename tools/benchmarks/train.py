@@ -1,8 +1,9 @@
 """Training throughput and memory: ``python tools/benchmark.py train [--steps N] [--frames F] [--size S]``.
 
-Runs ``python -m lavie_jax.train`` on a width-reduced base UNet (configs/bench_train settings below)
-at F×S×S latents (default 16×32×32) on synthetic precomputed latents, three times in fresh
-processes: as is, with ``remat=True``, and with frozen spatial layers (``optim.trainable=temporal``).
+Runs ``python -m lavie_jax.train`` (configs/tiny_base.py with a 4-level UNet of the given widths)
+at F×S×S latents (default 16×32×32: 64×64 synthetic clips decoded by the data pipeline and encoded by
+tiny_base's ×2 random VAE inside the step), three times in fresh processes: as is, with
+``remat=True``, and with frozen spatial layers (``optim.trainable=temporal``).
 Prints steps/s and examples/s over the steps after the first (compilation excluded), the data-loader
 wait fraction, and each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``).
 """
@@ -33,11 +34,14 @@ def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Pat
         f"--config={pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'tiny_base.py'}",
         f"--workdir={workdir}",
         f"--config.model.block_out_channels=({','.join(str(w) for w in args.widths)})",
+        f"--config.model.down_block_types=({'CrossAttnDownBlock3D,' * 3}DownBlock3D)",
+        f"--config.model.up_block_types=(UpBlock3D,{'CrossAttnUpBlock3D,' * 3})",
         f"--config.data.num_frames={args.frames}",
-        f"--config.data.height={args.size * 8}",
-        f"--config.data.width={args.size * 8}",
+        "--config.data.frame_stride=1",
+        f"--config.data.synthetic.frames={args.frames}",
+        f"--config.data.height={args.size * 2}",  # tiny_base's random VAE downsamples ×2
+        f"--config.data.width={args.size * 2}",
         f"--config.data.num_images={args.images}",
-        "--config.data.precomputed=True",
         f"--config.batch_size={args.batch}",
         f"--config.num_steps={args.steps}",
         "--config.log_every=1",
