@@ -75,13 +75,11 @@ SD1_TEXT = dict(
 
 def scheduler_config(stage: str) -> dict:
     """The stage's sampling conventions (``scheduler/config.json``) from `stage_defaults`."""
-    factory = {"base": "base_stage", "interpolation": "interpolation_stage", "vsr": "vsr_stage"}[stage]
-    make = getattr(stage_defaults, factory, None)
-    if make is None:
-        raise ValueError(
-            f"lavie_jax.pipelines.stage_defaults has no {factory}(): this version cannot write the "
-            f"{stage} stage's scheduler/config.json"
-        )
+    make = {
+        "base": stage_defaults.base_stage,
+        "interpolation": stage_defaults.interpolation_stage,
+        "vsr": stage_defaults.vsr_stage,
+    }[stage]
     return make().to_dict()
 
 
