@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Rebuild the shipped default model (lavie_jax/assets/default_model) from scratch on this machine:
+# synthetic data → VAE → base, interpolation and VSR UNets → EMA exports (bfloat16) → package data.
+#
+#   tools/train_default_model.sh [WORK_DIR]        (default: runs/default_model; resumable: rerun it)
+#
+# Each `python -m lavie_jax.train` resumes from its last checkpoint, so an interrupted build continues
+# where it stopped. The VAE is trained on 32×32 frames, then fine-tuned on 128×128 ones for the VSR
+# stage (stages exchange pixels, so each may have its own VAE); the frozen text encoder is the random
+# one every default config builds from seed 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK="${1:-runs/default_model}"
+OUT="$WORK/export"
+PY="${PYTHON:-python}"
+mkdir -p "$WORK" "$OUT"
+
+train() { "$PY" -m lavie_jax.train --config "configs/$1.py" --workdir "$WORK/$2" "${@:3}"; }
+export_run() { [ -e "$2" ] || "$PY" tools/export_model.py --workdir "$WORK/$1" --out "$2" "${@:3}"; }
+
+DATA32="--config.data.path=$WORK/data_32"
+DATA128="--config.data.path=$WORK/data_128"
+
+# 1. The autoencoder: 32×32 (base and interpolation), then fine-tuned on 128×128 frames (VSR).
+train default_vae vae_32 "$DATA32"
+export_run vae_32 "$OUT/vae_32/vae"
+train default_vae vae_128 "$DATA128" --config.init_from="$OUT/vae_32" \
+    --config.data.height=128 --config.data.width=128 --config.batch_size=2 --config.num_steps=150
+export_run vae_128 "$OUT/vae_128/vae"
+
+# 2. The three UNets on a frozen VAE and the (random, frozen) text encoder.
+train default_base base "$DATA32" --config.encoders_from="$OUT/vae_32"
+train default_interpolation interpolation "$DATA32" --config.encoders_from="$OUT/vae_32"
+train default_vsr vsr "$DATA128" --config.encoders_from="$OUT/vae_128"
+for stage in base interpolation vsr; do
+    export_run "$stage" "$OUT/model/$stage" --dtype bfloat16
+done
+
+# 3. Into the package.
+rm -rf lavie_jax/assets/default_model
+mkdir -p lavie_jax/assets
+cp -r "$OUT/model" lavie_jax/assets/default_model
+du -sh lavie_jax/assets/default_model
