@@ -1,12 +1,18 @@
-"""Text to video: ``python -m lavie_jax.sample --model DIR --prompt "a red circle moving left"``.
+"""Text to video: ``python -m lavie_jax.sample --prompt "a red circle moving left"``.
+
+Without ``--model``, the default model that ships with the package runs as a cascade: a small model
+trained on the synthetic set (lavie_jax.default_model) that knows prompts like "a blue square moving
+up, quickly" (colours red, green, blue, yellow, purple; circle, square, triangle; left, right, up,
+down).
 
 Base stage alone (``--model``): writes, per prompt, ``<prompt>.mp4``, ``<prompt>.gif`` and a PNG
 contact sheet of the frames into ``--out``. The whole cascade (``--cascade``): the base model makes 16
 frames, the interpolation model (``--interp-model``) 61, the ×4 VSR model (``--vsr-model``) upscales
 them; every stage's video is written (``<prompt>_base.mp4``, ``<prompt>_interpolation.mp4``,
-``<prompt>_vsr.mp4``, each with a .gif) as soon as the stage is done, and each stage reports its load,
-compile and sampling time and its peak RSS. Stages run one after another; each is released before
-the next is loaded. Every argument of every stage is checked before anything is compiled.
+``<prompt>_vsr.mp4``, each with a .gif; a contact sheet of the base video) as soon as the stage is
+done, and each stage reports its load, compile and sampling time and its peak RSS. Stages run one
+after another; each is released before the next is loaded. Every argument of every stage is checked
+before anything is compiled.
 
 Each stage's denoising loop and VAE decode run as one compiled program; compiled programs are cached
 on disk (``$LAVIE_JAX_CACHE_DIR``, default ``~/.cache/lavie_jax/jax``) so a second run skips compilation.
@@ -20,6 +26,7 @@ import sys
 import time
 
 EXAMPLES = """examples:
+  python -m lavie_jax.sample --prompt "a red circle moving left, slowly"      # the shipped model
   python -m lavie_jax.sample --model converted/lavie_base --prompt "a teddy bear walking on the street"
   python -m lavie_jax.sample --model DIR --prompts-file prompts.txt --steps 25 --sampler dpm++2m --seed 3
   python -m lavie_jax.sample --model DIR --prompt "a cat" --frames 8 --height 256 --width 256 --out outputs
@@ -55,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--model", type=pathlib.Path, help="a lavie_jax base model folder (tools/convert_sd.py writes one)"
+        "--model",
+        type=pathlib.Path,
+        help="a lavie_jax base model folder (tools/convert_sd.py writes one); omitted: the shipped "
+        "default model runs as a cascade (its interpolation and VSR stages unless --interp-model / "
+        "--vsr-model / --stages say otherwise)",
     )
     p.add_argument("--prompt", action="append", default=[], help="a text prompt; repeat for several videos")
     p.add_argument("--prompts-file", type=pathlib.Path, help="a text file with one prompt per line")
@@ -151,11 +162,26 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     if args.fps is not None and args.fps <= 0:
         parser.error(f"--fps must be > 0, got {args.fps}")
     if args.model is None:
-        parser.error("--model DIR is required (no default model ships with this version yet)")
+        use_default_model(args, parser)
     if not args.cascade:
         given = [f"--{n.replace('_', '-')}" for n in CASCADE_FLAGS if getattr(args, n) not in (None, 0)]
         if given:
             parser.error(f"{', '.join(given)} only apply with --cascade")
+
+
+def use_default_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """No --model: the shipped cascade, every stage's folder from it unless given."""
+    from lavie_jax import default_model
+
+    try:
+        root = default_model.path()
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    args.cascade = True
+    args.model = root / "base"
+    args.interp_model = args.interp_model or root / "interpolation"
+    args.vsr_model = args.vsr_model or root / "vsr"
+    print(f"using the default model in {root} (see --help)", file=sys.stderr)
 
 
 def sample_base(args, parser, prompts: list[str]) -> int:

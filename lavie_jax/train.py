@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import pathlib
 import sys
 import time
@@ -158,14 +159,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
     progress = tqdm.tqdm(
         initial=start, total=config.num_steps, disable=jax.process_index() != 0, dynamic_ncols=True
     )
-    window, previous = Window(), None
+    window, previous, compiled = Window(), None, None
     with signals.StopRequest() as stop:
         for done in range(start + 1, config.num_steps + 1):
             t_data = time.perf_counter()
             host_batch = next(data_iter)
             window.data_time += time.perf_counter() - t_data
             batch = parallel.global_batch(model_inputs(host_batch, encoders.tokenizer), mesh)
-            state, step_metrics = train_step(state, encoder_params, batch)
+            if compiled is None:  # ahead of time, to report the step's memory before running it
+                compiled = train_step.lower(state, encoder_params, batch).compile()
+                write_memory_report(compiled, workdir)
+            state, step_metrics = compiled(state, encoder_params, batch)
             step_metrics["bad_steps"] = state.bad_steps + 0  # a copy: `state` is donated next step
             window.logs.append(step_metrics)
             progress.update(1)
@@ -511,6 +515,23 @@ def model_inputs(host_batch: dict, tokenizer) -> dict:
         ids = tokenizer([str(c) for c in captions.reshape(-1)])  # (B·(1+M), 77)
         batch["caption_ids"] = ids.reshape(*captions.shape, -1)
     return batch
+
+
+def write_memory_report(compiled, workdir: pathlib.Path) -> None:
+    """XLA's memory plan of the compiled step (bytes per device: arguments, outputs, temporaries —
+    the activations kept for the backward pass live in ``temp``) → ``WORKDIR/step_memory.json``."""
+    stats = compiled.memory_analysis()
+    if stats is None or jax.process_index() != 0:
+        return
+    report = {
+        k: int(getattr(stats, f"{k}_size_in_bytes"))
+        for k in ("argument", "output", "temp", "alias", "generated_code")
+        if hasattr(stats, f"{k}_size_in_bytes")
+    }
+    (workdir / "step_memory.json").write_text(json.dumps(report, indent=2) + "\n")
+    logging.info(
+        "compiled step memory per device: %s", {k: f"{v / 2**20:.1f} MiB" for k, v in report.items()}
+    )
 
 
 def data_counters(workdir: pathlib.Path) -> dict[str, int]:

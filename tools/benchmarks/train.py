@@ -5,7 +5,9 @@ at F×S×S latents (default 16×32×32: 64×64 synthetic clips decoded by the da
 tiny_base's ×2 random VAE inside the step), three times in fresh processes: as is, with
 ``remat=True``, and with frozen spatial layers (``optim.trainable=temporal``).
 Prints steps/s and examples/s over the steps after the first (compilation excluded), the data-loader
-wait fraction, and each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``).
+wait fraction, each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``) and XLA's
+temporary buffer size of the compiled step (``step_memory.json``: where the activations kept for the
+backward pass live, what remat shrinks; RSS also counts compilation and the runtime).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Pat
         f"--config={pathlib.Path(__file__).resolve().parents[2] / 'configs' / 'tiny_base.py'}",
         f"--workdir={workdir}",
         f"--config.model.block_out_channels=({','.join(str(w) for w in args.widths)})",
-        f"--config.model.down_block_types=({'CrossAttnDownBlock3D,' * 3}DownBlock3D)",
-        f"--config.model.up_block_types=(UpBlock3D,{'CrossAttnUpBlock3D,' * 3})",
+        f"--config.model.down_block_types={('CrossAttnDownBlock3D',) * 3 + ('DownBlock3D',)!r}",
+        f"--config.model.up_block_types={('UpBlock3D',) + ('CrossAttnUpBlock3D',) * 3!r}",
         f"--config.data.num_frames={args.frames}",
         "--config.data.frame_stride=1",
         f"--config.data.synthetic.frames={args.frames}",
@@ -68,6 +70,7 @@ def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Pat
         "data_wait_fraction": sum(r["data_wait_fraction"] / r["steps_per_second"] for r in timed) / seconds,
         "first_step_seconds": 1.0 / records[0]["steps_per_second"],
         "peak_rss_gib": usage.ru_maxrss / 2**20,  # ru_maxrss is in KiB on Linux
+        "step_temp_gib": json.loads((workdir / "step_memory.json").read_text())["temp"] / 2**30,
         "wall_seconds": wall,
         "final_loss": records[-1]["loss"],
     }
@@ -89,13 +92,17 @@ def main(argv: list[str]) -> int:
         f"base UNet widths {tuple(args.widths)}, latents {args.frames}×{args.size}×{args.size}, "
         f"batch {args.batch}, {args.images} images, {args.steps} steps per variant"
     )
-    print(f"{'variant':<16}{'steps/s':>9}{'ex/s':>9}{'data wait':>11}{'1st step s':>12}{'peak RSS GiB':>14}")
+    print(
+        f"{'variant':<16}{'steps/s':>9}{'ex/s':>9}{'data wait':>11}{'1st step s':>12}{'peak RSS GiB':>14}"
+        f"{'step temp GiB':>15}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
             r = run_variant(VARIANTS[name], args, pathlib.Path(tmp) / name.replace(" ", "_"))
             print(
                 f"{name:<16}{r['steps_per_second']:>9.3f}{r['examples_per_second']:>9.3f}"
-                f"{r['data_wait_fraction']:>11.1%}{r['first_step_seconds']:>12.1f}{r['peak_rss_gib']:>14.2f}",
+                f"{r['data_wait_fraction']:>11.1%}{r['first_step_seconds']:>12.1f}{r['peak_rss_gib']:>14.2f}"
+                f"{r['step_temp_gib']:>15.3f}",
                 flush=True,
             )
     return 0
