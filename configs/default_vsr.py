@@ -14,7 +14,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.down_block_types = ("DownBlock3D", "CrossAttnDownBlock3D")
     config.model.up_block_types = ("CrossAttnUpBlock3D", "UpBlock3D")
     config.model.only_cross_attention = (True, False)
-    config.model.num_attention_heads = 1
     config.data.height = config.data.width = 128
     config.data.num_frames = 8
     config.batch_size = 2

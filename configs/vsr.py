@@ -29,6 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
     m.num_attention_heads = 8
     m.cross_attention_dim = 1024  # OpenCLIP ViT-H text width
     m.use_linear_projection = True
+    del m["only_cross_attention"]  # base.py's single bool becomes one value per level
     m.only_cross_attention = (True, True, True, False)  # attn1 attends to the text at these levels
     m.num_class_embeds = 1000  # the noise level of the low-res input is a class label
     m.max_noise_level = 350  # higher levels are refused
