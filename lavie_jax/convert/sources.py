@@ -40,7 +40,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, object]:
             f"{path}: reading PyTorch pickles needs torch: pip install 'lavie_jax[convert]'"
         ) from err
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = _torch_load(torch, path)
     except Exception as err:
         raise ValueError(
             f"{path}: refused — it cannot be loaded with torch.load(weights_only=True) (it holds objects "
@@ -56,6 +56,16 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, object]:
             f"{path}: expected a state dict of tensors (optionally under 'ema'), got {type(obj).__name__}"
         )
     return obj
+
+
+def _torch_load(torch, path: pathlib.Path):
+    """``torch.load(weights_only=True)``, memory-mapped when the file is in the zip format (every file
+    ``torch.save`` has written since 1.6): tensors stay in the page cache instead of being copied into
+    process memory, so a full-size conversion holds the model once. Legacy pickles are read whole."""
+    import zipfile
+
+    mmap = zipfile.is_zipfile(path)
+    return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def read_json(path: pathlib.Path) -> dict:

@@ -6,9 +6,11 @@
 * `convert_lavie`: a released LaVie checkpoint (base, interpolation or VSR) + the VAE, text encoder
   and tokenizer of a folder converted above (SD 1.x for base/interpolation, the upscaler for VSR).
 
-Memory: tensors go straight from the source state dict to flat numpy arrays (source entries are
-dropped as they are converted) and are checked against the target model's *abstract* shapes, so no
-module is ever materialised — except the fresh temporal layers of an inflation.
+Memory: float32 source tensors become flat numpy *views* (transposes included; half-precision ones are
+upcast), checked against the target model's *abstract* shapes — no module is ever materialised, except
+the fresh temporal layers of an inflation — and `streaming.write_folder` casts, lays out and writes
+them one at a time. PyTorch pickles are memory-mapped (`sources.load_state_dict`), so converting a
+released LaVie checkpoint needs about one model's worth of memory (tests/test_convert_full_size.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import safetensors.numpy
 from flax import nnx
 
 from lavie_jax.convert import clip as convert_clip
-from lavie_jax.convert import original_sd, sources, state
+from lavie_jax.convert import original_sd, sources, state, streaming
 from lavie_jax.convert import unet as convert_unet
 from lavie_jax.convert import vae as convert_vae
 from lavie_jax.models import clip_text, io, tokenizer, unet3d, vae
@@ -149,7 +151,7 @@ def convert_sd(
         "vae": (_vae_flat(vae_sd, vcfg), vcfg.to_dict()),
         "text_encoder": (_text_flat(text_sd, tcfg), tcfg.to_dict()),
     }
-    return model_folder.write(
+    return streaming.write_folder(
         out,
         stage="base",
         components=components,
@@ -197,7 +199,7 @@ def convert_upscaler(
         "vae": (_vae_flat(vae_sd, vcfg), vcfg.to_dict()),
         "text_encoder": (_text_flat(text_sd, tcfg), tcfg.to_dict()),
     }
-    return model_folder.write(
+    return streaming.write_folder(
         out,
         stage="vsr",
         components=components,
@@ -299,7 +301,7 @@ def convert_lavie(
         "vae": _folder_component(sd_folder, "vae"),
         "text_encoder": text,
     }
-    return model_folder.write(
+    return streaming.write_folder(
         out,
         stage=stage,
         components=components,

@@ -40,7 +40,8 @@ _ZERO_AT_INFLATION = re.compile(
 def _check_freqs(name: str, value) -> None:
     got = torch_layout.to_numpy(value)
     want = positions.rope_frequencies(32)
-    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3):
+    # rtol 1e-2: bfloat16 checkpoints store them rounded by up to 2^-9 ≈ 2e-3 (other formulas are far off).
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-2):
         raise ValueError(f"{name}: RoPE frequencies {got[:4]}… differ from 1/10000^(arange(0,32,2)/32)")
 
 
