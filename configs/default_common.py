@@ -45,7 +45,7 @@ def make(stage_config: str) -> ml_collections.ConfigDict:
     config.optim.learning_rate = 5e-4
     config.optim.warmup_steps = 100
     config.optim.weight_decay = 0.0
-    config.ema_decay = 0.999
+    config.ema_decay = 0.995  # short runs: an EMA over the last ~200 updates
     config.log_every = 50
     config.checkpoint_every = 500
     config.keep_checkpoints = 2
