@@ -92,8 +92,10 @@ def scheduler_config(config: ml_collections.ConfigDict) -> dict:
         "interpolation": stage_defaults.interpolation_stage,
         "vsr": stage_defaults.vsr_stage,
     }[config.stage]
-    d = config.data
-    return dataclasses.replace(make(), num_frames=d.num_frames, height=d.height, width=d.width).to_dict()
+    d, defaults = config.data, make()
+    # VSR trains on chunks of a clip; the video it makes keeps its input's frame count (the default's).
+    frames = defaults.num_frames if config.stage == "vsr" else d.num_frames
+    return dataclasses.replace(defaults, num_frames=frames, height=d.height, width=d.width).to_dict()
 
 
 def export_model(
