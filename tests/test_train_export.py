@@ -61,7 +61,7 @@ def test_base_run_exports_a_model_folder_the_pipeline_loads(tmp_path):
     state = train.train_and_evaluate(train_helpers.tiny_config(num_steps=2, ema_decay=0.5), tmp_path / "run")
     with pytest.raises(ValueError, match=r"no checkpoint 7; it has \[2\]"):
         export.export_model(tmp_path / "run", tmp_path / "never", step=7)
-    folder = export.export_model(tmp_path / "run", tmp_path / "model")
+    folder = export.export_model(tmp_path / "run", tmp_path / "model", sampling={"steps": 2})
     pipe = base_pipeline.BasePipeline.from_pretrained(folder)
     unet = export._flat(pipe.unet)
     ema, params = dotted(state.ema_params), dotted(state.params)
@@ -69,5 +69,6 @@ def test_base_run_exports_a_model_folder_the_pipeline_loads(tmp_path):
     assert max(float(np.max(np.abs(unet[k] - ema[k]))) for k in unet) == 0.0
     assert max(float(np.max(np.abs(unet[k] - params[k]))) for k in unet) > 0  # EMA, not the raw weights
     assert (pipe.defaults.num_frames, pipe.defaults.height, pipe.defaults.width) == (4, 32, 32)
-    frames = pipe(["a red circle moving left"], steps=2, seed=0)
+    assert (pipe.defaults.steps, pipe.defaults.sampler) == (2, "ddpm")
+    frames = pipe(["a red circle moving left"], seed=0)
     assert frames.shape == (1, 4, 32, 32, 3) and frames.dtype == np.uint8

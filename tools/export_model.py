@@ -30,12 +30,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--dtype", default="float32", choices=("float32", "bfloat16"), help="storage dtype of the weights"
     )
+    parser.add_argument("--steps", type=int, default=None, help="the folder's default sampling steps")
+    parser.add_argument("--guidance", type=float, default=None, help="the folder's default CFG scale")
     args = parser.parse_args(argv)
+    sampling = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
     from lavie_jax.training import export
 
     start = time.perf_counter()
     try:
-        out = export.export_model(args.workdir, args.out, step=args.step, dtype=args.dtype)
+        out = export.export_model(args.workdir, args.out, step=args.step, dtype=args.dtype, sampling=sampling)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     print(f"exported {args.workdir} to {out} in {time.perf_counter() - start:.1f} s")

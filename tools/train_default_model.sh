@@ -32,9 +32,10 @@ export_run vae_128 "$OUT/vae_128/vae"
 train default_base base "$DATA32" --config.encoders_from="$OUT/vae_32"
 train default_interpolation interpolation "$DATA32" --config.encoders_from="$OUT/vae_32"
 train default_vsr vsr "$DATA128" --config.encoders_from="$OUT/vae_128"
-for stage in base interpolation vsr; do
-    export_run "$stage" "$OUT/model/$stage" --dtype bfloat16
-done
+# Sampling defaults of the shipped folders: fewer steps than LaVie's 50 (a small model on small frames).
+export_run base "$OUT/model/base" --dtype bfloat16 --steps 50
+export_run interpolation "$OUT/model/interpolation" --dtype bfloat16 --steps 25
+export_run vsr "$OUT/model/vsr" --dtype bfloat16 --steps 20
 
 # 3. Into the package.
 rm -rf lavie_jax/assets/default_model

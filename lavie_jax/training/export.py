@@ -83,8 +83,9 @@ def training_frames(config: ml_collections.ConfigDict, workdir: pathlib.Path, ba
     return np.concatenate([f.reshape(-1, *f.shape[2:]) for f in frames])
 
 
-def scheduler_config(config: ml_collections.ConfigDict) -> dict:
-    """The stage's sampling conventions at the size the run trained on."""
+def scheduler_config(config: ml_collections.ConfigDict, **overrides) -> dict:
+    """The stage's sampling conventions at the size the run trained on (`overrides`: other
+    `SamplingDefaults` fields, e.g. ``steps``)."""
     from lavie_jax.pipelines import stage_defaults
 
     make = {
@@ -95,7 +96,8 @@ def scheduler_config(config: ml_collections.ConfigDict) -> dict:
     d, defaults = config.data, make()
     # VSR trains on chunks of a clip; the video it makes keeps its input's frame count (the default's).
     frames = defaults.num_frames if config.stage == "vsr" else d.num_frames
-    return dataclasses.replace(defaults, num_frames=frames, height=d.height, width=d.width).to_dict()
+    fields = dict(num_frames=frames, height=d.height, width=d.width)
+    return stage_defaults.SamplingDefaults.from_dict({**defaults.to_dict(), **fields, **overrides}).to_dict()
 
 
 def export_model(
@@ -105,9 +107,11 @@ def export_model(
     step: int | None = None,
     dtype: str = "float32",
     scaling_batches: int = 8,
+    sampling: dict | None = None,
 ) -> pathlib.Path:
     """Write the run's EMA weights to `out` (module docstring); returns `out`. An existing `out` is
-    refused (nothing already saved is overwritten)."""
+    refused (nothing already saved is overwritten). `sampling` overrides fields of the folder's
+    sampling defaults (``{"steps": 25}``)."""
     from lavie_jax import train
     from lavie_jax.models import io
     from lavie_jax.pipelines import model_folder
@@ -133,7 +137,7 @@ def export_model(
             "text_encoder": (_flat(encoders.text_encoder), encoders.text_encoder.config.to_dict()),
         },
         tokenizer=encoders.tokenizer,
-        scheduler_config=scheduler_config(config),
+        scheduler_config=scheduler_config(config, **(sampling or {})),
         dtype=dtype,
         trained_from={"workdir": str(workdir.absolute()), "step": step},
     )
