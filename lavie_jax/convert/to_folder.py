@@ -85,32 +85,43 @@ def scheduler_config(stage: str) -> dict:
     return make().to_dict()
 
 
-def _abstract_shapes(build) -> dict[str, tuple[int, ...]]:
-    module = nnx.eval_shape(build)
-    return {k: tuple(v.shape) for k, v in state.flat_params(module).items()}
+_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {}
+
+
+def _abstract_shapes(module_class, config) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of ``module_class(config)``, traced without allocating (``nnx.eval_shape``).
+
+    Cached per config: tracing a 4-level UNet takes seconds (flax's ``sharding`` lookups on tracers cost
+    more as the trace grows), and one process (the tests) converts the same configs many times."""
+    key = f"{module_class.__qualname__}:{config!r}"
+    if key not in _SHAPES:
+        module = nnx.eval_shape(lambda: module_class(config, rngs=nnx.Rngs(0)))
+        _SHAPES[key] = {k: tuple(v.shape) for k, v in state.flat_params(module).items()}
+    return _SHAPES[key]
 
 
 def _unet_flat(unet_sd, config: unet3d.UNet3DConfig, *, inflate: bool, seed: int = 0) -> dict:
     flat = convert_unet.unet_flat_from_torch(unet_sd)
     if inflate:  # only the temporal layers are initialised; every 2-D weight comes from the source
         fresh = unet3d.UNet3D(config, rngs=nnx.Rngs(seed))
+        expected = {k: tuple(v.shape) for k, v in state.flat_params(fresh).items()}
         flat = convert_unet.inflate(flat, fresh)
         del fresh
-    state.check_complete(_abstract_shapes(lambda: unet3d.UNet3D(config, rngs=nnx.Rngs(0))), flat, "UNet")
+    else:
+        expected = _abstract_shapes(unet3d.UNet3D, config)
+    state.check_complete(expected, flat, "UNet")
     return flat
 
 
 def _vae_flat(vae_sd, config: vae.VAEConfig) -> dict:
     flat = convert_vae.vae_flat_from_torch(vae_sd)
-    state.check_complete(_abstract_shapes(lambda: vae.AutoencoderKL(config, rngs=nnx.Rngs(0))), flat, "VAE")
+    state.check_complete(_abstract_shapes(vae.AutoencoderKL, config), flat, "VAE")
     return flat
 
 
 def _text_flat(text_sd, config: clip_text.CLIPTextConfig) -> dict:
     flat = convert_clip.clip_text_flat_from_torch(text_sd)
-    state.check_complete(
-        _abstract_shapes(lambda: clip_text.CLIPTextModel(config, rngs=nnx.Rngs(0))), flat, "text encoder"
-    )
+    state.check_complete(_abstract_shapes(clip_text.CLIPTextModel, config), flat, "text encoder")
     return flat
 
 
