@@ -99,12 +99,7 @@ def test_half_sd_folder_converts_to_float32_exactly(sd_sources, tmp_path, half):
     assert header_dtypes(src / "unet" / "diffusion_pytorch_model.safetensors") == {source_dtype}
     got = convert("sd", src, "--out", tmp_path / "half")
     want = convert("sd", upcast, "--out", tmp_path / "upcast")
-    assert_same_folder(got, want)
-    # … so the modules' outputs are equal too.
-    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 2, 8, 8, 4)), jnp.float32)
-    ctx = jnp.asarray(np.random.default_rng(1).standard_normal((1, 7, 32)), jnp.float32)
-    outputs = [models.load_unet(folder / "unet")(x, jnp.asarray([400]), ctx) for folder in (got, want)]
-    np.testing.assert_array_equal(np.asarray(outputs[0]), np.asarray(outputs[1]))
+    assert_same_folder(got, want)  # bit-identical weights: the loaded modules are the same functions
 
 
 @pytest.mark.parametrize("half", HALF)

@@ -1,6 +1,9 @@
 """Converting a full-size LaVie base checkpoint (~909M parameters, ~3.6 GB as a float32 .pt) fits in
 memory: `tools/convert_sd.py lavie --stage base` runs in a subprocess whose peak RSS (``os.wait4``) stays
-within 1.5× the float32 model — one copy of the model, not a PyTorch copy plus converted copies.
+within 1.5× the float32 model — one copy of the model, not a PyTorch copy plus converted copies — and
+whose anonymous memory (not counting the memory-mapped checkpoint's pages) within 0.25×. Measured on the
+2-core development machine: 4.2 GB = 1.16× (0.4 GB anonymous) in ~25 s; before the converter streamed
+its output and memory-mapped the checkpoint, 7.8 GB = 2.15× (7.6 GB anonymous).
 
     pytest -m slow -s tests/test_convert_full_size.py      # prints the peak RSS and the time
 
@@ -32,6 +35,7 @@ from lavie_jax.pipelines import model_folder
 
 pytestmark = pytest.mark.slow
 PEAK_BOUND = 1.5  # × the float32 size of the checkpoint
+ANON_BOUND = 0.25  # × the same: the interpreter, JAX and one converted tensor at a time
 ROPE_FREQS = 1.0 / 10000 ** (torch.arange(0, 32, 2).float() / 32)
 
 
@@ -157,5 +161,6 @@ def test_full_size_lavie_base_converts_within_memory_bound():
             del source
         assert weights.stat().st_size == pytest.approx(4 * sum(math.prod(s) for s in kept.values()), rel=1e-3)
         assert peak < PEAK_BOUND * model_bytes, f"peak RSS {peak / 1e9:.2f} GB"
+        assert anon < ANON_BOUND * model_bytes, f"peak anonymous RSS {anon / 1e9:.2f} GB"
     finally:
         shutil.rmtree(root, ignore_errors=True)
