@@ -96,7 +96,11 @@ def scheduler_config(config: ml_collections.ConfigDict, **overrides) -> dict:
     d, defaults = config.data, make()
     # VSR trains on chunks of a clip; the video it makes keeps its input's frame count (the default's).
     frames = defaults.num_frames if config.stage == "vsr" else d.num_frames
-    fields = dict(num_frames=frames, height=d.height, width=d.width)
+    # The noise schedule the run trained with (its betas and prediction type), other fields the stage's.
+    trained = {k: v for k, v in config.diffusion.to_dict().items() if k in defaults.schedule}
+    fields = dict(
+        num_frames=frames, height=d.height, width=d.width, schedule={**defaults.schedule, **trained}
+    )
     return stage_defaults.SamplingDefaults.from_dict({**defaults.to_dict(), **fields, **overrides}).to_dict()
 
 
