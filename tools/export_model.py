@@ -32,8 +32,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--steps", type=int, default=None, help="the folder's default sampling steps")
     parser.add_argument("--guidance", type=float, default=None, help="the folder's default CFG scale")
+    parser.add_argument("--negative-prompt", default=None, help="the folder's default negative prompt")
+    parser.add_argument("--prompt-suffix", default=None, help="text the stage appends to every prompt")
     args = parser.parse_args(argv)
-    sampling = {k: v for k, v in (("steps", args.steps), ("guidance", args.guidance)) if v is not None}
+    names = ("steps", "guidance", "negative_prompt", "prompt_suffix")
+    sampling = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     from lavie_jax.training import export
 
     start = time.perf_counter()

@@ -34,8 +34,11 @@ train default_interpolation interpolation "$DATA32" --config.encoders_from="$OUT
 train default_vsr vsr "$DATA128" --config.encoders_from="$OUT/vae_128"
 # Sampling defaults of the shipped folders: fewer steps than LaVie's 50 (a small model on small frames).
 export_run base "$OUT/model/base" --dtype bfloat16 --steps 50
-export_run interpolation "$OUT/model/interpolation" --dtype bfloat16 --steps 25
-export_run vsr "$OUT/model/vsr" --dtype bfloat16 --steps 20
+# Trained with captions as they are and '' for dropped ones: no ", 4k." suffix, no "None" / "blur, …"
+# negative prompts.
+export_run interpolation "$OUT/model/interpolation" --dtype bfloat16 --steps 25 --negative-prompt "" \
+    --prompt-suffix ""
+export_run vsr "$OUT/model/vsr" --dtype bfloat16 --steps 20 --negative-prompt ""
 
 # 3. Into the package.
 rm -rf lavie_jax/assets/default_model
