@@ -45,9 +45,15 @@ def evaluate(model: str | None, prompts: list[str], *, stages: str, seed: int) -
             v = synthetic_judge.judge(video[i])
             row[stage] = dataclasses.asdict(v)
         base = row["base"]
-        row["correct"] = base["color"] == color and base["direction"] == direction
+        row["color_ok"], row["direction_ok"] = base["color"] == color, base["direction"] == direction
+        row["correct"] = row["color_ok"] and row["direction_ok"]
         rows.append(row)
-    summary = {"prompts": len(prompts), "base_accuracy": float(np.mean([r["correct"] for r in rows]))}
+    summary = {
+        "prompts": len(prompts),
+        "base_accuracy": float(np.mean([r["correct"] for r in rows])),
+        "base_color_accuracy": float(np.mean([r["color_ok"] for r in rows])),
+        "base_direction_accuracy": float(np.mean([r["direction_ok"] for r in rows])),
+    }
     for stage in videos:
         summary[f"{stage}_mean_jump"] = float(np.nanmean([r[stage]["mean_jump"] for r in rows]))
         summary[f"{stage}_detected_fraction"] = float(np.mean([r[stage]["detected_fraction"] for r in rows]))

@@ -38,7 +38,7 @@ export_run base "$OUT/model/base" --dtype bfloat16 --steps 50
 # negative prompts.
 export_run interpolation "$OUT/model/interpolation" --dtype bfloat16 --steps 25 --negative-prompt "" \
     --prompt-suffix ""
-export_run vsr "$OUT/model/vsr" --dtype bfloat16 --steps 20 --negative-prompt ""
+export_run vsr "$OUT/model/vsr" --dtype bfloat16 --steps 10 --negative-prompt ""
 
 # 3. Into the package.
 rm -rf lavie_jax/assets/default_model
