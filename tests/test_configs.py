@@ -11,7 +11,7 @@ from lavie_jax.models import unet3d, vae
 CONFIGS = sorted(
     p.stem
     for p in (pathlib.Path(__file__).resolve().parents[1] / "configs").glob("*.py")
-    if p.stem != "default_common"
+    if not p.stem.endswith("_common")
 )
 
 
