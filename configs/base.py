@@ -53,7 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     )
     config.model.attention_impl = "xla"  # spatial attention: 'xla' | 'chunked' (memory-efficient) | 'cudnn'
     config.compute_dtype = "bfloat16"  # 'float32' | 'bfloat16' activations; parameters stay float32
-    config.remat = False  # nnx.remat per UNet block: keep block inputs only, recompute the rest (less memory)
+    config.remat = False  # per UNet block: keep block inputs only, recompute the rest (less memory)
 
     config.vae_frame_batch = 8  # frames the frozen VAE encodes at once (bounds its activation memory)
     # Frozen encoders when init_from is '' (tiny configs): random VAE / CLIP text encoder of these

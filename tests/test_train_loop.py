@@ -164,14 +164,13 @@ def test_workdir_of_another_run_is_refused_unless_fresh(tmp_path):
     assert (tmp_path / "checkpoints" / "1").is_dir()
 
 
-def test_remat_recomputes_blocks_with_the_same_numbers(tmp_path):
+def test_remat_recomputes_blocks_with_the_same_numbers_in_less_memory(tmp_path):
     """Remat changes how the gradient is computed, not what it is: the same step gives the same
-    parameters. Whether it lowers memory depends on the backend's scheduler: on XLA:CPU it does not
-    (step_memory.json and tools/benchmark.py train report it; a plain jax.checkpoint MLP behaves
-    the same there)."""
+    parameters, and XLA's memory plan of the compiled step (step_memory.json) needs fewer temporaries
+    (measured on XLA:CPU: 200 vs 318 MB; with plain jax.checkpoint it was 325 vs 318 MB)."""
     states, reports = {}, {}
     for remat in (False, True):
         states[remat] = train.train_and_evaluate(tiny_config(num_steps=1, remat=remat), tmp_path / str(remat))
         reports[remat] = json.loads((tmp_path / str(remat) / "step_memory.json").read_text())
     assert max_abs_diff(states[False].params, states[True].params) < 1e-6
-    assert reports[False]["temp"] > 0 and reports[True]["temp"] > 0
+    assert 0 < reports[True]["temp"] < 0.8 * reports[False]["temp"], reports

@@ -105,8 +105,12 @@ class UpBlock(nnx.Module):
 
     def __call__(self, x, skips: list[jax.Array], temb, context, *, num_image_frames: int) -> jax.Array:
         attentions = getattr(self, "attentions", None)
-        for i, block in enumerate(self.resnets):
-            x = jnp.concatenate([x, skips.pop()], axis=-1)  # (B, F, H, W, C + C_skip)
+        if len(skips) != len(self.resnets):
+            raise ValueError(
+                f"up block: {len(skips)} skip tensors; expected one per resnet ({len(self.resnets)})"
+            )
+        for i, (block, skip) in enumerate(zip(self.resnets, reversed(skips))):  # the last skip first
+            x = jnp.concatenate([x, skip], axis=-1)  # (B, F, H, W, C + C_skip)
             x = block(x, temb, num_image_frames=num_image_frames)
             if attentions is not None:
                 x = attentions[i](x, context, num_image_frames=num_image_frames)
