@@ -60,6 +60,9 @@ def get_config() -> ml_collections.ConfigDict:
     # shapes (fields of the models' config classes). Ignored when init_from gives them.
     config.vae = ml_collections.ConfigDict({})
     config.text_encoder = ml_collections.ConfigDict({})
+    # True: the text encoder trains with the UNet (same optimizer; exported with it) instead of being
+    # frozen. LaVie keeps CLIP frozen; a small model trained from scratch needs this to read its prompts.
+    config.train_text_encoder = False
     # stage='vae' trains the AutoencoderKL shaped by config.vae (lavie_jax/training/autoencoder.py).
     config.autoencoder = ml_collections.ConfigDict()
     config.autoencoder.kl_weight = 1e-6  # × the KL to N(0, I), averaged over latent elements

@@ -42,6 +42,7 @@ from lavie_jax.training import (
     remat,
     signals,
     step,
+    text_training,
 )
 from lavie_jax.training import preview as preview_lib
 from lavie_jax.training import state as train_state
@@ -53,6 +54,7 @@ STAGES = (*objectives.STAGES, "vae")  # the three UNet stages, and the autoencod
 RUN_IDENTITY = (
     "stage",
     "model",
+    "train_text_encoder",
     "optim.trainable",
     "optim.accumulate_steps",
     "data.num_frames",
@@ -78,7 +80,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
     logging.info("mesh %s over %d devices, %d host(s)", dict(mesh.shape), mesh.size, jax.process_count())
 
     # ----------------------------------------------------------- model and optimizer via eval_shape
-    abstract_model = nnx.eval_shape(lambda: build_model(config, rngs=nnx.Rngs(0)))
+    encoders = build_encoders(config)
+    text_config = encoders.text_encoder.config if encoders.text_encoder is not None else None
+    abstract_model = nnx.eval_shape(lambda: build_model(config, rngs=nnx.Rngs(0), text_config=text_config))
     model_graphdef, abstract_params = nnx.split(abstract_model, nnx.Param)
     abstract_params = nnx.to_pure_dict(abstract_params)
     is_trainable = train_state.trainable_predicate(config.optim.trainable)
@@ -100,7 +104,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
     )
     init_state = functools.partial(step.init_state, tx=tx, is_trainable=is_trainable)
     abstract_state = jax.eval_shape(init_state, abstract_params, jax.random.PRNGKey(0))
-    encoders = build_encoders(config)
     data_iter = build_data(
         config,
         parallel.host_batch_size(config.batch_size),
@@ -148,7 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
         state, data_iter = ckpt.restore(latest, target, data_iter)
         logging.info("resumed from step %d", latest)
     else:
-        params = initial_params(config, abstract_params, state_shardings.params)
+        params = initial_params(config, state_shardings.params, encoders)
         rng = jax.random.PRNGKey(config.seed)
         state = jax.jit(init_state, out_shardings=state_shardings, donate_argnums=0)(params, rng)
 
@@ -265,16 +268,34 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     )
     if config.stage == "interpolation":
         objectives.keyframe_indices(config.data.num_frames)  # 4k+1 frames, keyframes every 4th
+    check(
+        "train_text_encoder",
+        not config.train_text_encoder or (config.stage != "vae" and not config.data.precomputed),
+        "False for stage='vae' and for precomputed text embeddings (the encoder must run in the step)",
+    )
 
 
-def build_model(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module:
-    """The trained model: the stage's UNet3D (``config.model``), or the AutoencoderKL (``config.vae``)
-    for stage 'vae'."""
-    from lavie_jax.models import unet3d, vae
+def build_model(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs, text_config=None) -> nnx.Module:
+    """The trained model: the stage's UNet3D (``config.model``), the AutoencoderKL (``config.vae``) for
+    stage 'vae', or with ``train_text_encoder`` the UNet and a text encoder of `text_config` (the
+    frozen encoders' one: `build_encoders`) in a `text_training.UNetWithTextEncoder`."""
+    from lavie_jax.models import clip_text, vae
 
+    dtype = COMPUTE_DTYPES[config.compute_dtype]
     if config.stage == "vae":
-        vae_config = vae.VAEConfig.from_dict(config.vae.to_dict())
-        return vae.AutoencoderKL(vae_config, rngs=rngs, dtype=COMPUTE_DTYPES[config.compute_dtype])
+        return vae.AutoencoderKL(vae.VAEConfig.from_dict(config.vae.to_dict()), rngs=rngs, dtype=dtype)
+    unet = build_unet(config, rngs=rngs)
+    if not config.train_text_encoder:
+        return unet
+    if text_config is None:
+        raise ValueError("train_text_encoder=True: build_model needs the text encoder's config")
+    text_encoder = clip_text.CLIPTextModel(text_config, rngs=rngs, dtype=dtype)
+    return text_training.UNetWithTextEncoder(unet, text_encoder)
+
+
+def build_unet(config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> nnx.Module:
+    """The stage's UNet3D (``config.model``), its blocks rematerialised with ``config.remat``."""
+    from lavie_jax.models import unet3d
 
     unet_config = unet3d.UNet3DConfig.from_dict(config.model.to_dict())
     unet = unet3d.UNet3D(unet_config, rngs=rngs, dtype=COMPUTE_DTYPES[config.compute_dtype])
@@ -297,21 +318,30 @@ def train_state_shardings(abstract_state: train_state.TrainState, mesh):
     )
 
 
-def initial_params(config: ml_collections.ConfigDict, abstract_params: dict, shardings) -> dict:
-    """The UNet's starting weights, laid out with `shardings`: ``init_from``'s unet, or a random init
-    compiled with those output shardings (no device ever holds the whole model)."""
+def initial_params(config: ml_collections.ConfigDict, shardings, encoders: Encoders) -> dict:
+    """The trained model's starting weights, laid out with `shardings`: ``init_from``'s unet (or vae),
+    or a random init compiled with those output shardings (no device ever holds the whole model);
+    with ``train_text_encoder`` also the text encoder, starting as `encoders`' one."""
+    joint = config.train_text_encoder
+    own = shardings["unet"] if joint else shardings
+    build = build_unet if config.stage != "vae" else build_model
     if config.init_from:
-        unet = model_io.load_component(
+        module = model_io.load_component(
             pathlib.Path(config.init_from) / trained_component(config),
             kind=trained_component(config),
-            build=lambda _: build_model(config, rngs=nnx.Rngs(0)),
+            build=lambda _: build(config, rngs=nnx.Rngs(0)),
         )
-        return jax.device_put(nnx.to_pure_dict(nnx.state(unet, nnx.Param)), shardings)
+        params = jax.device_put(nnx.to_pure_dict(nnx.state(module, nnx.Param)), own)
+    else:
 
-    def init():
-        return nnx.to_pure_dict(nnx.state(build_model(config, rngs=nnx.Rngs(config.seed)), nnx.Param))
+        def init():
+            return nnx.to_pure_dict(nnx.state(build(config, rngs=nnx.Rngs(config.seed)), nnx.Param))
 
-    return jax.jit(init, out_shardings=shardings)()
+        params = jax.jit(init, out_shardings=own)()
+    if not joint:
+        return params
+    text = nnx.to_pure_dict(nnx.state(encoders.text_encoder, nnx.Param))
+    return {"unet": params, "text_encoder": jax.device_put(text, shardings["text_encoder"])}
 
 
 def schedule_config(config: ml_collections.ConfigDict):
@@ -361,7 +391,7 @@ def make_loss_fn(config: ml_collections.ConfigDict, graphdef, encoders: Encoders
             reconstruction=config.autoencoder.reconstruction,
         )
     return step.diffusion_loss_fn(
-        unet_graphdef=graphdef, loss_options=loss_options(config), input_options=encoders.input_options
+        model_graphdef=graphdef, loss_options=loss_options(config), input_options=encoders.input_options
     )
 
 
@@ -370,7 +400,8 @@ class Encoders:
     """What the step needs besides the UNet: frozen encoder parameters (a jit argument, sharded) and
     the static options of `step.prepare_inputs`; the modules themselves serve previews."""
 
-    params: dict  # {'vae': …, 'text': …} when they run in the step, and 'empty' (ids or embedding)
+    params: dict  # {'vae': …, 'text': …} when they run in the step (no 'text' when it trains), 'empty'
+    # (ids or embedding)
     input_options: dict
     vae: nnx.Module | None = None
     text_encoder: nnx.Module | None = None
@@ -428,11 +459,9 @@ def build_encoders(config: ml_collections.ConfigDict) -> Encoders:
     if config.data.precomputed:
         params = {"empty": text_model(empty_ids[None])[0]}  # (77, D): the embedding of ''
     else:
-        params = {
-            "vae": nnx.to_pure_dict(vae_params),
-            "text": nnx.to_pure_dict(text_params),
-            "empty": empty_ids,
-        }
+        params = {"vae": nnx.to_pure_dict(vae_params), "empty": empty_ids}
+        if not config.train_text_encoder:  # else it is a trained parameter (`initial_params`)
+            params["text"] = nnx.to_pure_dict(text_params)
     return Encoders(
         params=params,
         input_options=dict(
@@ -543,7 +572,7 @@ def data_counters(workdir: pathlib.Path) -> dict[str, int]:
     return {"skipped_examples": sum(counts.values()), **{f"skipped_{k}": v for k, v in counts.items()}}
 
 
-def make_preview(config, unet_graphdef, is_trainable, encoders: Encoders, folder: pathlib.Path):
+def make_preview(config, model_graphdef, is_trainable, encoders: Encoders, folder: pathlib.Path):
     from lavie_jax.diffusion import samplers
 
     """``preview(state, step)`` writing a DDIM sample of ``config.sample.prompt`` from the EMA weights,
@@ -554,7 +583,7 @@ def make_preview(config, unet_graphdef, is_trainable, encoders: Encoders, folder
         logging.warning("previews are made for the base stage only; stage=%r gets none", config.stage)
         return None
     ids = jnp.asarray(encoders.tokenizer([config.sample.prompt, ""]))  # (2, 77)
-    hidden = encoders.text_encoder(ids)  # (2, 77, D)
+    frozen_hidden = None if config.train_text_encoder else encoders.text_encoder(ids)  # (2, 77, D)
     pixels = jax.ShapeDtypeStruct((1, config.data.height, config.data.width, 3), jnp.float32)
     probe = jax.eval_shape(lambda x: encoders.vae.encode(x).mean, pixels)  # (1, h, w, c)
     latent_shape = (1, config.data.num_frames, *probe.shape[1:])  # (1, F, h, w, c)
@@ -562,11 +591,14 @@ def make_preview(config, unet_graphdef, is_trainable, encoders: Encoders, folder
     plan = samplers.make_plan("ddim", schedule_config(config), config.sample.steps, spacing="leading")
 
     @jax.jit
-    def sample(params, context, uncond, noise):
+    def sample(params, hidden, noise):
+        unet, text_encoder = text_training.parts(nnx.merge(model_graphdef, params))
+        if text_encoder is not None:
+            hidden = text_encoder(ids)  # (2, 77, D)
         return preview_lib.ddim_sample(
-            nnx.merge(unet_graphdef, params),
-            context,
-            uncond,
+            unet,
+            hidden[:1],
+            hidden[1:],
             noise,
             plan=plan,
             guidance=config.sample.guidance,
@@ -574,7 +606,7 @@ def make_preview(config, unet_graphdef, is_trainable, encoders: Encoders, folder
 
     def preview(state: train_state.TrainState, step_number: int) -> None:
         params = train_state.ema_params_full(state, is_trainable)
-        latents = sample(params, hidden[:1], hidden[1:], noise)  # (1, F, h, w, c)
+        latents = sample(params, frozen_hidden, noise)  # (1, F, h, w, c)
         latents = jnp.asarray(jax.device_get(latents)[0]) / encoders.input_options["scaling_factor"]
         frames = preview_lib.to_uint8(encoders.vae.decode(latents))  # (F, H, W, 3)
         if jax.process_index() == 0:

@@ -72,3 +72,34 @@ def test_base_run_exports_a_model_folder_the_pipeline_loads(tmp_path):
     assert (pipe.defaults.steps, pipe.defaults.sampler) == (2, "ddpm")
     frames = pipe(["a red circle moving left"], seed=0)
     assert frames.shape == (1, 4, 32, 32, 3) and frames.dtype == np.uint8
+
+
+def test_text_encoder_trains_with_the_unet_and_is_exported(tmp_path):
+    frozen_run = train_helpers.tiny_config(num_steps=1)
+    train.train_and_evaluate(frozen_run, tmp_path / "frozen")
+    joint_run = train_helpers.tiny_config(num_steps=2, ema_decay=0.5, train_text_encoder=True)
+    state = train.train_and_evaluate(joint_run, tmp_path / "joint")
+    # It starts as the frozen encoder: the first step sees the same context, so the same loss.
+    first = [train_helpers.records(tmp_path / run)[0]["loss"] for run in ("frozen", "joint")]
+    assert first[0] == pytest.approx(first[1], rel=1e-6, abs=1e-7)
+
+    start = export._flat(train.build_encoders(joint_run).text_encoder)
+    trained = {f"text_encoder.{k}": v for k, v in dotted(state.params["text_encoder"]).items()}
+    moved = [k for k in start if np.max(np.abs(trained[f"text_encoder.{k}"] - start[k])) > 0]
+    assert "embeddings.token_embedding.embedding" in moved and "final_layer_norm.scale" in moved
+
+    folder = export.export_model(tmp_path / "joint", tmp_path / "model", sampling={"steps": 2})
+    pipe = base_pipeline.BasePipeline.from_pretrained(folder)
+    ema = dotted(state.ema_params)
+    for name, module in (("text_encoder", pipe.text_encoder), ("unet", pipe.unet)):
+        ours = export._flat(module)
+        assert {f"{name}.{k}" for k in ours} == {k for k in ema if k.startswith(name + ".")}
+        assert max(float(np.max(np.abs(ours[k] - ema[f"{name}.{k}"]))) for k in ours) == 0.0
+    frames = pipe(["a red circle moving left"], seed=0)
+    assert frames.shape == (1, 4, 32, 32, 3) and frames.dtype == np.uint8
+
+
+def test_train_text_encoder_needs_the_encoder_in_the_step(tmp_path):
+    config = train_helpers.tiny_config(train_text_encoder=True, **{"data.precomputed": True})
+    with pytest.raises(ValueError, match=r"config.train_text_encoder=True; expected False for stage='vae'"):
+        train.train_and_evaluate(config, tmp_path / "run")

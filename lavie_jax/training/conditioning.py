@@ -4,7 +4,7 @@ A joint example holds a video clip ``(F, H, W, 3)`` with one caption and M image
 with a caption each. Frames are concatenated video-first along F (the UNet is told
 ``num_image_frames=M``); every video frame gets the clip's caption, every image its own.
 Caption dropout (classifier-free guidance training) replaces a caption by the empty prompt, on
-token ids before the frozen text encoder, or on precomputed embeddings.
+token ids before the text encoder, or on precomputed embeddings.
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def frame_context(captions: jax.Array, num_video_frames: int) -> jax.Array:
     return jnp.concatenate([video, captions[:, 1:]], axis=1)  # (B, F+M, L, D)
 
 
-def encode_text(text_encoder, ids: jax.Array) -> jax.Array:
-    """Frozen text encoder on ``ids (B, N, 77)`` → ``(B, N, 77, D)``."""
+def encode_text(text_encoder, ids: jax.Array, *, frozen: bool = True) -> jax.Array:
+    """The text encoder on ``ids (B, N, 77)`` → ``(B, N, 77, D)``; no gradient flows into a frozen one."""
     b, n, length = ids.shape
     hidden = text_encoder(ids.reshape(b * n, length))  # (B·N, 77, D)
-    return jax.lax.stop_gradient(hidden.reshape(b, n, length, hidden.shape[-1]))
+    hidden = hidden.reshape(b, n, length, hidden.shape[-1])
+    return jax.lax.stop_gradient(hidden) if frozen else hidden

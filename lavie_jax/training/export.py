@@ -3,11 +3,12 @@
     export_model(workdir, out)               the latest checkpoint of the run in `workdir`
     export_model(workdir, out, step=2000)    a given one
 
-UNet stages write a complete model folder (``model_folder.write``): the EMA UNet, the frozen VAE, text
-encoder and tokenizer the run trained with (its ``encoders_from``/``init_from`` folder, or the random
-ones a tiny run builds from its seed), and ``scheduler/config.json`` = the stage's sampling
-conventions at the run's frame count and size. Stage ``vae`` writes a ``vae/`` component folder whose
-``scaling_factor`` is measured (SD's recipe: 1 / std of the latent means over training frames), so the
+UNet stages write a complete model folder (``model_folder.write``): the EMA UNet (and the EMA text
+encoder of a ``train_text_encoder`` run), the frozen VAE, text encoder and tokenizer the run trained
+with (its ``encoders_from``/``init_from`` folder, or the random ones a tiny run builds from its seed),
+and ``scheduler/config.json`` = the stage's sampling conventions at the run's frame count and size.
+Stage ``vae`` writes a ``vae/`` component folder whose ``scaling_factor`` is measured (SD's recipe:
+1 / std of the latent means over training frames), so the
 diffusion stages trained on it see unit-variance latents.
 """
 
@@ -22,7 +23,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from lavie_jax.training import checkpoint
+from lavie_jax.training import checkpoint, text_training
 from lavie_jax.training import state as train_state
 
 
@@ -43,11 +44,14 @@ def saved_run(workdir: str | os.PathLike, step: int | None = None) -> tuple[ml_c
         ckpt.close()
 
 
-def ema_model(workdir: str | os.PathLike, config: ml_collections.ConfigDict, step: int) -> nnx.Module:
-    """The trained model with its EMA weights (frozen parameters as trained), on one device."""
+def ema_model(
+    workdir: str | os.PathLike, config: ml_collections.ConfigDict, step: int, text_config=None
+) -> nnx.Module:
+    """The trained model with its EMA weights (frozen parameters as trained), on one device.
+    `text_config`: the text encoder's, for a run with ``train_text_encoder``."""
     from lavie_jax import train
 
-    model = nnx.eval_shape(lambda: train.build_model(config, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: train.build_model(config, rngs=nnx.Rngs(0), text_config=text_config))
     graphdef, abstract = nnx.split(model, nnx.Param)
     abstract = nnx.to_pure_dict(abstract)
     is_trainable = train_state.trainable_predicate(config.optim.trainable)
@@ -124,21 +128,23 @@ def export_model(
     if out.exists():
         raise ValueError(f"output folder {str(out)!r} already exists; choose a new path")
     config, step = saved_run(workdir, step)
-    model = ema_model(workdir, config, step)
-    flat = _flat(model)
     if config.stage == "vae":
+        model = ema_model(workdir, config, step)
         scale = measure_scaling_factor(model, training_frames(config, workdir, scaling_batches))
         vae_config = dataclasses.replace(model.config, scaling_factor=scale)
-        io.save_flat(out, flat, vae_config.to_dict(), kind="vae", dtype=dtype)
+        io.save_flat(out, _flat(model), vae_config.to_dict(), kind="vae", dtype=dtype)
         return out
     encoders = train.build_encoders(config)
+    model = ema_model(workdir, config, step, text_config=encoders.text_encoder.config)
+    unet, text_encoder = text_training.parts(model)
+    text_encoder = text_encoder or encoders.text_encoder  # the trained one, or the frozen one
     return model_folder.write(
         out,
         stage=config.stage,
         components={
-            "unet": (flat, model.config.to_dict()),
+            "unet": (_flat(unet), unet.config.to_dict()),
             "vae": (_flat(encoders.vae), encoders.vae.config.to_dict()),
-            "text_encoder": (_flat(encoders.text_encoder), encoders.text_encoder.config.to_dict()),
+            "text_encoder": (_flat(text_encoder), text_encoder.config.to_dict()),
         },
         tokenizer=encoders.tokenizer,
         scheduler_config=scheduler_config(config, **(sampling or {})),

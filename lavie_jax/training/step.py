@@ -2,8 +2,8 @@
 
 ``train_step(state, frozen, batch) → (state, metrics)`` is a pure function; `train.py` wraps it in
 ``jax.jit`` with shardings and donates `state`. `frozen` holds the parameters of the frozen VAE and
-text encoder (absent when the batch carries precomputed latents / embeddings) and the empty-prompt
-ids or embedding used by caption dropout.
+text encoder (absent when the batch carries precomputed latents / embeddings, and the text encoder's
+when it trains with the UNet) and the empty-prompt ids or embedding used by caption dropout.
 
 A non-finite loss or gradient norm leaves parameters, optimizer state and EMA untouched, counts the
 step in ``skipped`` and ``bad_steps`` (consecutive; reset by the next good step).
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from lavie_jax.training import autoencoder, conditioning, objectives, optimizer
+from lavie_jax.training import autoencoder, conditioning, objectives, optimizer, text_training
 from lavie_jax.training import state as train_state
 
 
@@ -47,12 +47,14 @@ def prepare_inputs(
     scaling_factor: float,
     vae_frame_batch: int,
     caption_dropout: float,
+    text_encoder: nnx.Module | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     """``(latents (B, F+M, h, w, c), context, pixels (B, F, H, W, 3) or None)`` from a batch.
 
     Batch keys: pixels ``video (B, F, H, W, 3)`` [+ ``images (B, M, H, W, 3)``] with
     ``caption_ids (B, 1+M, 77)``, or precomputed ``latents (B, F+M, h, w, c)`` with
     ``text_embeddings (B, 1+M, 77, D)`` (the VSR stage still needs ``video`` for its low-res input).
+    `text_encoder`: a trained one (gradients flow into it) instead of the frozen ``frozen["text"]``.
     """
     pixels = conditioning.to_unit_range(batch["video"]) if "video" in batch else None  # (B, F, H, W, 3)
     if "latents" in batch:
@@ -71,20 +73,26 @@ def prepare_inputs(
         )
     else:
         ids = conditioning.drop_captions(batch["caption_ids"], frozen["empty"], keys, caption_dropout)
-        captions = conditioning.encode_text(nnx.merge(text_graphdef, frozen["text"]), ids)
+        if text_encoder is None:
+            captions = conditioning.encode_text(nnx.merge(text_graphdef, frozen["text"]), ids)
+        else:
+            captions = conditioning.encode_text(text_encoder, ids, frozen=False)
     return latents, conditioning.frame_context(captions, num_video), pixels
 
 
-def diffusion_loss_fn(*, unet_graphdef, loss_options: dict, input_options: dict) -> Callable:
+def diffusion_loss_fn(*, model_graphdef, loss_options: dict, input_options: dict) -> Callable:
     """The base/interpolation/VSR stages' ``loss(params, frozen, batch, keys)``.
 
+    `model_graphdef`: the UNet's, or a `text_training.UNetWithTextEncoder`'s;
     `loss_options`: keyword arguments of `objectives.diffusion_loss` (stage, schedule, …);
     `input_options`: those of `prepare_inputs` (graphdefs of the frozen encoders, caption dropout).
-    The frozen encoders run on the batch first (no gradient flows into them)."""
+    The encoders run on the batch first (no gradient flows into the frozen ones)."""
 
     def loss(params, frozen, batch, keys):
-        latents, context, pixels = prepare_inputs(frozen, batch, keys, **input_options)
-        unet = nnx.merge(unet_graphdef, params)
+        unet, text_encoder = text_training.parts(nnx.merge(model_graphdef, params))
+        latents, context, pixels = prepare_inputs(
+            frozen, batch, keys, text_encoder=text_encoder, **input_options
+        )
         return objectives.diffusion_loss(unet, latents, context, keys, pixels=pixels, **loss_options)
 
     return loss
