@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage
-from lavie_jax.pipelines import prompts as prompting
+from lavie_jax.pipelines import arguments, frames, loading, progress, stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,60 +73,30 @@ class BasePipeline(stage.Stage):
     ) -> Request:
         """Resolve defaults from the model's scheduler config and check every argument."""
         d = self.defaults
-        prompts = prompting.normalize(prompts)
-        steps, guidance, sampler = arguments.sampling(
-            d.steps if steps is None else steps,
-            d.guidance if guidance is None else guidance,
-            d.sampler if sampler is None else sampler,
+        prompts, shared = self.shared_request(
+            prompts,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            negative_prompt=negative_prompt,
+            fps=fps,
         )
         num_frames = d.num_frames if num_frames is None else num_frames
         height, width = d.height if height is None else height, d.width if width is None else width
         latent_shape = check_request(len(prompts), self.configs, num_frames, height, width)
-        prompt_ids, negative_ids = prompting.tokenize(
-            self.tokenizer,
-            prompts,
-            d.negative_prompt if negative_prompt is None else negative_prompt,
-            d.prompt_suffix,
-        )
-        return Request(
-            prompt_ids=prompt_ids,
-            negative_ids=negative_ids,
-            num_frames=num_frames,
-            height=height,
-            width=width,
-            steps=steps,
-            guidance=guidance,
-            sampler=sampler,
-            fps=d.fps if fps is None else fps,
-            latent_shape=latent_shape,
-        )
+        return Request(num_frames=num_frames, height=height, width=width, latent_shape=latent_shape, **shared)
 
     # ------------------------------------------------------------------ the compiled program
     def _program(self, request: Request, with_progress: bool):
-        d = self.defaults
-        name = request.sampler
-        plan = d.plan(name, request.steps)
-        init_sigma = d.init_noise_sigma(name, plan)
-        scaling = self.vae.config.scaling_factor
-        frame_batch = self.vae_frame_batch
-        uncond_first = d.cfg_order == "uncond_first"
+        denoise_and_decode = self.denoise_and_decode(
+            request.sampler, request.steps, with_progress=with_progress
+        )
 
         def generate(models, prompt_ids, negative_ids, latents, key, guidance_scale):
             unet, vae_model, text_encoder = nnx.merge(*models)
-            context = denoise.text_context(text_encoder, prompt_ids, negative_ids, uncond_first)
-            z = denoise.sample(
-                unet,
-                name,
-                plan,
-                latents * init_sigma,
-                key,
-                context,
-                guidance_scale,
-                uncond_first,
-                with_progress=with_progress,
-            )  # (B, F, h, w, C)
-            video = vae_model.decode_video(z / scaling, frame_batch=frame_batch)  # (B, F, H, W, 3)
-            return jnp.clip(video / 2 + 0.5, 0.0, 1.0)
+            return denoise_and_decode(
+                unet, vae_model, text_encoder, prompt_ids, negative_ids, latents, key, guidance_scale
+            )
 
         return jax.jit(generate)
 
@@ -155,32 +124,16 @@ class BasePipeline(stage.Stage):
         progress_bar: bool = False,
         output: str = "uint8",
     ) -> np.ndarray:
-        if output not in frames.OUTPUTS:
-            raise ValueError(f"output={output!r}: expected one of {frames.OUTPUTS}")
-        key = jax.random.key(seed)
-        noise_key, sampler_key = jax.random.split(key)
-        if latents is None:
-            latents = jax.random.normal(noise_key, request.latent_shape, jnp.float32)
-        elif tuple(np.shape(latents)) != request.latent_shape:
-            raise ValueError(
-                f"latents shape {np.shape(latents)}: expected {request.latent_shape} (B, F, h, w, C)"
-            )
+        frames.check_output(output)
+        noise_key, sampler_key = jax.random.split(jax.random.key(seed))
+        latents = self.initial_latents(request.latent_shape, noise_key, latents)
         with progress.bar(request.steps, enabled=progress_bar, desc="base"):
             video = compiled(
                 self.models(),
                 request.prompt_ids,
                 request.negative_ids,
-                jnp.asarray(latents, jnp.float32),
+                latents,
                 sampler_key,
                 request.guidance,
             )
         return frames.finish(video, output)
-
-    def __call__(
-        self, prompts, *, seed: int = 0, latents=None, output: str = "uint8", progress_bar=False, **kwargs
-    ):
-        request = self.prepare(prompts, **kwargs)
-        compiled = self.compile(request, with_progress=progress_bar)
-        return self.run(
-            compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output
-        )

@@ -23,11 +23,15 @@ def to_model_range(video, *, what: str = "video") -> np.ndarray:
     return video.astype(np.float32)
 
 
+def check_output(output: str) -> None:
+    if output not in OUTPUTS:
+        raise ValueError(f"output={output!r}: expected one of {OUTPUTS}")
+
+
 def finish(video01, output: str) -> np.ndarray:
     """A decoded video in [0, 1] → `output`: "float" as is, or "uint8" with LaVie's rounding
     ``⌊x·255 + 0.5⌋`` clipped to 0..255."""
-    if output not in OUTPUTS:
-        raise ValueError(f"output={output!r}: expected one of {OUTPUTS}")
+    check_output(output)
     video = np.asarray(video01)
     if output == "float":
         return video

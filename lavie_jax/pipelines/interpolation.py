@@ -21,8 +21,7 @@ import numpy as np
 from flax import nnx
 
 from lavie_jax.diffusion import keyframes
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage
-from lavie_jax.pipelines import prompts as prompting
+from lavie_jax.pipelines import arguments, frames, loading, progress, stage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,39 +79,23 @@ class InterpolationPipeline(stage.Stage):
     ) -> Request:
         """Check the prompts and the base video ``(B, N, H, W, 3)`` (uint8, or float in [-1, 1]) and
         resolve defaults from the model's scheduler config."""
-        d = self.defaults
-        prompts = prompting.normalize(prompts)
-        steps, guidance, sampler = arguments.sampling(
-            d.steps if steps is None else steps,
-            d.guidance if guidance is None else guidance,
-            d.sampler if sampler is None else sampler,
-        )
-        latent_shape = check_video_shape(np.shape(video), len(prompts), self.configs)
-        prompt_ids, negative_ids = prompting.tokenize(
-            self.tokenizer,
+        prompts, shared = self.shared_request(
             prompts,
-            d.negative_prompt if negative_prompt is None else negative_prompt,
-            d.prompt_suffix,
-        )
-        return Request(
-            prompt_ids=prompt_ids,
-            negative_ids=negative_ids,
-            video=frames.to_model_range(video),
             steps=steps,
             guidance=guidance,
             sampler=sampler,
-            fps=d.fps if fps is None else fps,
-            latent_shape=latent_shape,
+            negative_prompt=negative_prompt,
+            fps=fps,
         )
+        latent_shape = check_video_shape(np.shape(video), len(prompts), self.configs)
+        return Request(video=frames.to_model_range(video), latent_shape=latent_shape, **shared)
 
     def _program(self, request: Request, with_progress: bool):
-        d = self.defaults
-        name = request.sampler
-        plan = d.plan(name, request.steps)
-        init_sigma = d.init_noise_sigma(name, plan)
         copy = keyframes.copy_indices(request.video.shape[1])  # (4N−3,) base frame of each output frame
         frame_batch = self.vae_frame_batch
-        uncond_first = d.cfg_order == "uncond_first"
+        denoise_and_decode = self.denoise_and_decode(
+            request.sampler, request.steps, with_progress=with_progress
+        )
 
         def generate(models, prompt_ids, negative_ids, video, latents, key, guidance_scale):
             unet, vae_model, text_encoder = nnx.merge(*models)
@@ -125,20 +108,9 @@ class InterpolationPipeline(stage.Stage):
             def model(x, t, context):
                 return unet(jnp.concatenate([x, copied], axis=-1), t, context)  # x: (2B, F, h, w, c)
 
-            context = denoise.text_context(text_encoder, prompt_ids, negative_ids, uncond_first)
-            z = denoise.sample(
-                model,
-                name,
-                plan,
-                latents * init_sigma,
-                sampler_key,
-                context,
-                guidance_scale,
-                uncond_first,
-                with_progress=with_progress,
-            )  # (B, 4N−3, h, w, c)
-            out = vae_model.decode_video(vae_model.unscale_latents(z), frame_batch=frame_batch)
-            return jnp.clip(out / 2 + 0.5, 0.0, 1.0)  # (B, 4N−3, H, W, 3)
+            return denoise_and_decode(  # (B, 4N−3, H, W, 3)
+                model, vae_model, text_encoder, prompt_ids, negative_ids, latents, sampler_key, guidance_scale
+            )
 
         return jax.jit(generate)
 
@@ -166,32 +138,17 @@ class InterpolationPipeline(stage.Stage):
         progress_bar: bool = False,
         output: str = "uint8",
     ) -> np.ndarray:
-        if output not in frames.OUTPUTS:
-            raise ValueError(f"output={output!r}: expected one of {frames.OUTPUTS}")
+        frames.check_output(output)
         noise_key, key = jax.random.split(jax.random.key(seed))
-        if latents is None:
-            latents = jax.random.normal(noise_key, request.latent_shape, jnp.float32)
-        elif tuple(np.shape(latents)) != request.latent_shape:
-            raise ValueError(
-                f"latents shape {np.shape(latents)}: expected {request.latent_shape} (B, F, h, w, C)"
-            )
+        latents = self.initial_latents(request.latent_shape, noise_key, latents)
         with progress.bar(request.steps, enabled=progress_bar, desc="interpolation"):
             video = compiled(
                 self.models(),
                 request.prompt_ids,
                 request.negative_ids,
                 request.video,
-                jnp.asarray(latents, jnp.float32),
+                latents,
                 key,
                 request.guidance,
             )
         return frames.finish(video, output)
-
-    def __call__(
-        self, prompts, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
-    ):
-        request = self.prepare(prompts, video, **kwargs)
-        compiled = self.compile(request, with_progress=progress_bar)
-        return self.run(
-            compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output
-        )

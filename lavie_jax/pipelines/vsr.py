@@ -25,8 +25,7 @@ import numpy as np
 from flax import nnx
 
 from lavie_jax.diffusion import schedule
-from lavie_jax.pipelines import arguments, denoise, frames, loading, progress, stage, tiling
-from lavie_jax.pipelines import prompts as prompting
+from lavie_jax.pipelines import arguments, frames, loading, progress, stage, tiling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,11 +143,13 @@ class VSRPipeline(stage.Stage):
         """Check the prompts, the low-res video ``(B, F, H, W, 3)`` (uint8, or float in [-1, 1]) and
         the options, and resolve defaults from the model's scheduler config."""
         d = self.defaults
-        prompts = prompting.normalize(prompts)
-        steps, guidance, sampler = arguments.sampling(
-            d.steps if steps is None else steps,
-            d.guidance if guidance is None else guidance,
-            d.sampler if sampler is None else sampler,
+        prompts, shared = self.shared_request(
+            prompts,
+            steps=steps,
+            guidance=guidance,
+            sampler=sampler,
+            negative_prompt=negative_prompt,
+            fps=fps,
         )
         noise_level = d.noise_level if noise_level is None else noise_level
         axes = check_request(
@@ -161,32 +162,18 @@ class VSRPipeline(stage.Stage):
             tile_size=tile_size,
             tile_overlap=tile_overlap,
         )
-        prompt_ids, negative_ids = prompting.tokenize(
-            self.tokenizer,
-            prompts,
-            d.negative_prompt if negative_prompt is None else negative_prompt,
-            d.prompt_suffix,
-        )
         return Request(
-            prompt_ids=prompt_ids,
-            negative_ids=negative_ids,
             video=frames.to_model_range(video),
-            steps=steps,
-            guidance=guidance,
-            sampler=sampler,
-            fps=d.fps if fps is None else fps,
             noise_level=int(noise_level),
             axes=axes,
             latent_channels=self.unet.config.in_channels - self.unet.config.low_res_channels,
+            **shared,
         )
 
     def _program(self, request: Request, with_progress: bool):
-        d = self.defaults
-        name = request.sampler
-        plan = d.plan(name, request.steps)
-        init_sigma = d.init_noise_sigma(name, plan)
-        frame_batch = self.vae_frame_batch
-        uncond_first = d.cfg_order == "uncond_first"
+        denoise_and_decode = self.denoise_and_decode(
+            request.sampler, request.steps, with_progress=with_progress
+        )
 
         def generate(models, prompt_ids, negative_ids, low_res, latents, key, noise_level, guidance_scale):
             unet, vae_model, text_encoder = nnx.merge(*models)
@@ -196,20 +183,9 @@ class VSRPipeline(stage.Stage):
             def model(x, t, context):
                 return unet(x, t, context, low_res=low_res, class_labels=labels)
 
-            context = denoise.text_context(text_encoder, prompt_ids, negative_ids, uncond_first)
-            z = denoise.sample(
-                model,
-                name,
-                plan,
-                latents * init_sigma,
-                key,
-                context,
-                guidance_scale,
-                uncond_first,
-                with_progress=with_progress,
-            )  # (B, f, h, w, C)
-            out = vae_model.decode_video(vae_model.unscale_latents(z), frame_batch=frame_batch)
-            return jnp.clip(out / 2 + 0.5, 0.0, 1.0)  # (B, f, 4h, 4w, 3)
+            return denoise_and_decode(  # (B, f, 4h, 4w, 3)
+                model, vae_model, text_encoder, prompt_ids, negative_ids, latents, key, guidance_scale
+            )
 
         return jax.jit(generate)
 
@@ -248,16 +224,10 @@ class VSRPipeline(stage.Stage):
     ) -> np.ndarray:
         """Sample every window with `compiled` and blend; `latents` ``(B, F, H, W, C)`` replace the
         initial noise of the whole video."""
-        if output not in frames.OUTPUTS:
-            raise ValueError(f"output={output!r}: expected one of {frames.OUTPUTS}")
+        frames.check_output(output)
         low_key, noise_key, sampler_key = jax.random.split(jax.random.key(seed), 3)
         low_res = np.asarray(self.noise_low_res(request, low_key))  # (B, F, H, W, 3)
-        if latents is None:
-            latents = jax.random.normal(noise_key, request.latent_shape, jnp.float32)
-        elif tuple(np.shape(latents)) != request.latent_shape:
-            raise ValueError(
-                f"latents shape {np.shape(latents)}: expected {request.latent_shape} (B, F, H, W, C)"
-            )
+        latents = self.initial_latents(request.latent_shape, noise_key, latents, "(B, F, H, W, C)")
         latents = np.asarray(latents, np.float32)
         models = self.models()
         level = jnp.int32(request.noise_level)
@@ -278,12 +248,3 @@ class VSRPipeline(stage.Stage):
         scale = self.vae.config.downsample_factor
         video = tiling.map_blended(window, request.axes, (1, scale, scale), progress_bar=progress_bar)
         return frames.finish(video, output)
-
-    def __call__(
-        self, prompts, video, *, seed: int = 0, latents=None, output="uint8", progress_bar=False, **kwargs
-    ):
-        request = self.prepare(prompts, video, **kwargs)
-        compiled = self.compile(request, with_progress=progress_bar)
-        return self.run(
-            compiled, request, seed=seed, latents=latents, progress_bar=progress_bar, output=output
-        )
