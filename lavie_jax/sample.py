@@ -184,22 +184,27 @@ def use_default_model(args: argparse.Namespace, parser: argparse.ArgumentParser)
     print(f"using the default model in {root} (see --help)", file=sys.stderr)
 
 
+def base_options(args) -> dict:
+    """The base stage's `prepare` arguments from the command line (None: the model's default)."""
+    return dict(
+        num_frames=args.frames,
+        height=args.height,
+        width=args.width,
+        steps=args.steps,
+        guidance=args.guidance,
+        sampler=args.sampler,
+        negative_prompt=args.negative_prompt,
+        fps=args.fps,
+    )
+
+
 def sample_base(args, parser, prompts: list[str]) -> int:
     from lavie_jax import media
     from lavie_jax.pipelines import base
 
     try:
         pipe = base.BasePipeline.from_pretrained(args.model, attention_impl=args.attention)
-        request = pipe.prepare(
-            prompts,
-            num_frames=args.frames,
-            height=args.height,
-            width=args.width,
-            steps=args.steps,
-            guidance=args.guidance,
-            sampler=args.sampler,
-            negative_prompt=args.negative_prompt,
-        )
+        request = pipe.prepare(prompts, **base_options(args))
     except ValueError as err:
         parser.error(str(err))
 
@@ -211,11 +216,10 @@ def sample_base(args, parser, prompts: list[str]) -> int:
     frames = pipe.run(compiled, request, seed=args.seed, progress_bar=True)
     print(f"sampling: {time.perf_counter() - t0:.1f} s for {len(prompts)} video(s)", file=sys.stderr)
 
-    fps = args.fps or request.fps
     for prompt, video in zip(prompts, frames):
         stem = media.unique_stem(args.out, media.safe_stem(prompt), (".mp4", ".gif", ".png"))
-        media.write_mp4(args.out / f"{stem}.mp4", video, fps)
-        media.write_gif(args.out / f"{stem}.gif", video, fps)
+        media.write_mp4(args.out / f"{stem}.mp4", video, request.fps)
+        media.write_gif(args.out / f"{stem}.gif", video, request.fps)
         media.write_png(args.out / f"{stem}.png", media.contact_sheet(video))
         print(args.out / f"{stem}.mp4")
     return 0
@@ -228,16 +232,6 @@ def sample_cascade(args, parser, prompts: list[str]) -> int:
     pipe = cascade.CascadePipeline(
         args.model, args.interp_model, args.vsr_model, attention_impl=args.attention
     )
-    base_options = dict(
-        num_frames=args.frames,
-        height=args.height,
-        width=args.width,
-        steps=args.steps,
-        guidance=args.guidance,
-        sampler=args.sampler,
-        negative_prompt=args.negative_prompt,
-        fps=args.fps,
-    )
     try:
         request = pipe.prepare(
             prompts,
@@ -247,7 +241,7 @@ def sample_cascade(args, parser, prompts: list[str]) -> int:
                 interpolation=args.seed if args.interp_seed is None else args.interp_seed,
                 vsr=args.seed if args.vsr_seed is None else args.vsr_seed,
             ),
-            base=base_options,
+            base=base_options(args),
             interpolation=dict(steps=args.interp_steps, guidance=args.interp_guidance),
             vsr=dict(
                 steps=args.vsr_steps,

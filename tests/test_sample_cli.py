@@ -26,26 +26,8 @@ def frames_of(path):
 
 def test_writes_videos_inside_out(model, tmp_path, capsys):
     out = tmp_path / "out"
-    code = sample.main(
-        [
-            "--model",
-            str(model),
-            "--prompt",
-            "../../etc/x",
-            "--prompt",
-            "a red cat",
-            "--frames",
-            "3",
-            "--height",
-            "16",
-            "--width",
-            "24",
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-        ]
-    )
+    small = ["--model", str(model), "--frames", "3", "--height", "16", "--width", "24", "--steps", "2"]
+    code = sample.main([*small, "--prompt", "../../etc/x", "--prompt", "a red cat", "--out", str(out)])
     assert code == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == ["a_red_cat.gif", "a_red_cat.mp4", "a_red_cat.png", "etcx.gif", "etcx.mp4", "etcx.png"]
@@ -57,24 +39,7 @@ def test_writes_videos_inside_out(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "compile:" in err and "sampling:" in err
     # A second run never overwrites: new names.
-    sample.main(
-        [
-            "--model",
-            str(model),
-            "--prompt",
-            "a red cat",
-            "--frames",
-            "3",
-            "--height",
-            "16",
-            "--width",
-            "24",
-            "--steps",
-            "2",
-            "--out",
-            str(out),
-        ]
-    )
+    sample.main([*small, "--prompt", "a red cat", "--out", str(out)])
     assert (out / "a_red_cat-2.mp4").exists()
 
 
