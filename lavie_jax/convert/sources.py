@@ -1,12 +1,21 @@
 """Reading PyTorch weights safely: safetensors (no torch needed), pickles only with
-``torch.load(weights_only=True)``, diffusers folders and single original-layout files."""
+``torch.load(weights_only=True)``, diffusers folders and single original-layout files.
+
+Nothing is read into process memory up front: a safetensors file becomes read-only numpy views of one
+memory map, a (zip) pickle ``torch.load(mmap=True)`` tensors. Their pages are read into the page cache
+as a conversion touches each tensor, so converting a full-size model holds it once
+(tests/test_convert_full_size.py).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
 import pathlib
 
+import ml_dtypes
 import numpy as np
 
 WEIGHT_NAMES = {
@@ -14,10 +23,24 @@ WEIGHT_NAMES = {
     "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
     "text_encoder": ("model.safetensors", "pytorch_model.bin"),
 }
+# safetensors' dtype names → numpy (bfloat16 is ml_dtypes', as JAX's).
+SAFETENSORS_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, object]:
-    """A ``.safetensors`` file (numpy arrays) or a PyTorch pickle (``.pt``/``.ckpt``/``.bin``: tensors).
+    """A ``.safetensors`` file (read-only numpy views of a memory map) or a PyTorch pickle
+    (``.pt``/``.ckpt``/``.bin``: tensors, memory-mapped when the file is a zip).
 
     Pickles are opened with ``weights_only=True``: a file that needs arbitrary objects is refused.
     A LaVie-style ``{"ema": state_dict, ...}`` or Lightning-style ``{"state_dict": ...}`` is unwrapped
@@ -27,10 +50,8 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, object]:
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
-        import safetensors.numpy
-
         try:
-            return dict(safetensors.numpy.load_file(str(path)))
+            return load_safetensors(path)
         except Exception as err:  # a truncated or foreign file
             raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
     try:
@@ -56,6 +77,31 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, object]:
             f"{path}: expected a state dict of tensors (optionally under 'ema'), got {type(obj).__name__}"
         )
     return obj
+
+
+def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a read-only numpy view of one memory map of the file (the
+    format: an 8-byte little-endian header length, a JSON header of dtypes, shapes and byte ranges, then
+    the data). Nothing is read until a tensor is used; what is read stays in the page cache, which the
+    kernel can take back, instead of being copied into process memory as ``safetensors.numpy.load_file``
+    does."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+        size = os.fstat(f.fileno()).st_size
+        data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    begin, tensors = 8 + length, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape = np.dtype(SAFETENSORS_DTYPES[info["dtype"]]), tuple(info["shape"])
+        start, end = info["data_offsets"]
+        if end - start != math.prod(shape) * dtype.itemsize or begin + end > size:
+            raise ValueError(
+                f"tensor {name!r}: bytes {start}..{end} do not hold {info['dtype']}{list(shape)}"
+            )
+        tensors[name] = np.frombuffer(data, dtype, math.prod(shape), begin + start).reshape(shape)
+    return tensors
 
 
 def _torch_load(torch, path: pathlib.Path):

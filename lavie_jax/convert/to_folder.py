@@ -6,11 +6,12 @@
 * `convert_lavie`: a released LaVie checkpoint (base, interpolation or VSR) + the VAE, text encoder
   and tokenizer of a folder converted above (SD 1.x for base/interpolation, the upscaler for VSR).
 
-Memory: float32 source tensors become flat numpy *views* (transposes included; half-precision ones are
-upcast), checked against the target model's *abstract* shapes — no module is ever materialised, except
-the fresh temporal layers of an inflation — and `streaming.write_folder` casts, lays out and writes
-them one at a time. PyTorch pickles are memory-mapped (`sources.load_state_dict`), so converting a
-released LaVie checkpoint needs about one model's worth of memory (tests/test_convert_full_size.py).
+Memory: sources are memory-mapped (`sources.load_state_dict`: safetensors files and zip pickles), their
+tensors become flat numpy *views* (transposes included; half-precision ones keep their dtype), checked
+against the target model's *abstract* shapes — no module is ever materialised; an inflation initialises
+its fresh temporal layers alone (`convert.unet.fresh_temporal`) — and `streaming.write_folder` casts,
+lays out and writes them one at a time. A full-size conversion holds about one model's worth of memory,
+nearly all of it the source's page-cache pages (tests/test_convert_full_size.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import os
 import pathlib
 
 import numpy as np
-import safetensors.numpy
 from flax import nnx
 
 from lavie_jax.convert import clip as convert_clip
@@ -103,13 +103,8 @@ def _abstract_shapes(module_class, config) -> dict[str, tuple[int, ...]]:
 def _unet_flat(unet_sd, config: unet3d.UNet3DConfig, *, inflate: bool, seed: int = 0) -> dict:
     flat = convert_unet.unet_flat_from_torch(unet_sd)
     if inflate:  # only the temporal layers are initialised; every 2-D weight comes from the source
-        fresh = unet3d.UNet3D(config, rngs=nnx.Rngs(seed))
-        expected = {k: tuple(v.shape) for k, v in state.flat_params(fresh).items()}
-        flat = convert_unet.inflate(flat, fresh)
-        del fresh
-    else:
-        expected = _abstract_shapes(unet3d.UNet3D, config)
-    state.check_complete(expected, flat, "UNet")
+        flat = convert_unet.inflate(flat, convert_unet.fresh_temporal(config, seed))
+    state.check_complete(_abstract_shapes(unet3d.UNet3D, config), flat, "UNet")
     return flat
 
 
@@ -264,7 +259,7 @@ def lavie_unet_config(stage: str, unet_config: dict | None = None) -> unet3d.UNe
 def _folder_component(folder: pathlib.Path, name: str) -> tuple[dict, dict]:
     """``(flat params, config)`` of an already converted component folder."""
     config = io.read_config(folder / name, kind=name)
-    return dict(safetensors.numpy.load_file(str(folder / name / io.WEIGHTS_NAME))), config
+    return sources.load_safetensors(folder / name / io.WEIGHTS_NAME), config
 
 
 def convert_lavie(

@@ -2,23 +2,33 @@
 
 Linear ``(out, in)`` → kernel ``(in, out)``; Conv2d ``(O, I, kh, kw)`` → ``(kh, kw, I, O)``;
 Conv3d ``(O, I, kt, kh, kw)`` → ``(kt, kh, kw, I, O)``; a 1×1 conv used as a Linear ``(O, I, 1, 1)``
-→ ``(I, O)``; norms' ``weight`` → ``scale``; Embedding ``weight`` → ``embedding``. Every value is
-cast to float32 numpy (fp16/bf16 sources included).
+→ ``(I, O)``; norms' ``weight`` → ``scale``; Embedding ``weight`` → ``embedding``. Every value
+becomes a numpy array without a copy: float32, float16 and bfloat16 ones keep their dtype (the writer,
+`streaming.save_safetensors`, casts each tensor as it writes it, `state.assign` as it loads it; the
+upcast is exact), so a half-precision source is never held in float32 as a whole. Other dtypes are
+cast to float32.
 """
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
 
 
 def to_numpy(value) -> np.ndarray:
-    """A torch tensor, numpy array or safetensors slice → float32 numpy (bf16 goes through float32)."""
+    """A torch tensor or numpy array → numpy, viewing the same memory when it is float32, float16 or
+    bfloat16 (torch's bfloat16 as ml_dtypes'); any other dtype is cast to float32."""
     if hasattr(value, "detach"):  # torch.Tensor
         value = value.detach().to("cpu")
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
+        if str(value.dtype) == "torch.bfloat16":  # numpy has no bfloat16: view the bits
+            import torch
+
+            return value.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
         value = value.numpy()
-    return np.asarray(value).astype(np.float32, copy=False)  # no copy of float32 sources
+    value = np.asarray(value)
+    return value if value.dtype in FLOAT_DTYPES else value.astype(np.float32)
 
 
 def linear_kernel(weight: np.ndarray) -> np.ndarray:
