@@ -165,9 +165,9 @@ def initialize_distributed(mode: str) -> bool:
     """Start multi-host JAX. ``mode``: 'on' always, 'off' never, 'auto' when the environment asks
     (``JAX_COORDINATOR_ADDRESS`` set, or ``LAVIE_JAX_DISTRIBUTED=1``). Returns whether it ran.
 
-    ``jax.distributed.initialize()`` reads the coordinator, process count and id from the
-    environment (``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``) or detects
-    SLURM, Open MPI and Cloud TPU clusters itself.
+    The coordinator, process count and id come from ``JAX_COORDINATOR_ADDRESS`` (read by JAX),
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` (read here: JAX itself does not), or JAX detects a
+    SLURM, Open MPI or Cloud TPU cluster.
     """
     if mode not in ("auto", "on", "off"):
         raise ValueError(f"distributed={mode!r}; expected 'auto', 'on' or 'off'")
@@ -178,5 +178,28 @@ def initialize_distributed(mode: str) -> bool:
         )
     )
     if wanted:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**process_env())
     return wanted
+
+
+def barrier(name: str, *, timeout_s: float) -> None:
+    """Every process waits here until all have arrived (at most `timeout_s`). It uses the distributed
+    service's barrier, not a collective: a first collective gives up after 30 s when one host is
+    still busy (writing the synthetic set, say), which `sync_global_devices` would be."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the client jax.distributed.initialize() made
+
+    distributed.global_state.client.wait_at_barrier(name, int(timeout_s * 1000))
+
+
+def process_env() -> dict[str, int]:
+    """``num_processes`` / ``process_id`` from ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` when set."""
+    out = {}
+    for name, var in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+        value = os.environ.get(var, "").strip()
+        if value:
+            if not value.isdigit():
+                raise ValueError(f"{var}={value!r}; expected a non-negative integer")
+            out[name] = int(value)
+    return out

@@ -67,13 +67,14 @@ RUN_IDENTITY = (
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train_state.TrainState:
     """Train until ``config.num_steps`` micro-batches (or a stop signal); returns the final state."""
+    # Before anything touches a JAX backend (validate_config counts devices): multi-host start-up.
+    parallel.initialize_distributed(config.distributed)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     compilation_cache.enable()
     validate_config(config)
 
     # ------------------------------------------------------------------------------------------ mesh
-    parallel.initialize_distributed(config.distributed)
     devices = jax.devices() if config.mesh.num_devices == -1 else jax.devices()[: config.mesh.num_devices]
     mesh = parallel.make_mesh((config.mesh.data, config.mesh.fsdp, config.mesh.tensor), devices)
     parallel.check_batch_size(config.batch_size, mesh)
@@ -508,8 +509,6 @@ def build_data(config, host_batch_size: int, workdir: pathlib.Path, scaling_fact
 def ensure_synthetic(folder: pathlib.Path | None, workdir: pathlib.Path, config) -> pathlib.Path:
     """The synthetic captioned set in `folder` (default ``WORKDIR/synthetic_<F>x<H>x<W>``), written
     once if absent (by process 0; the others wait)."""
-    from jax.experimental import multihost_utils
-
     from lavie_jax.data import synthetic
 
     s, d = config.data.synthetic, config.data
@@ -528,7 +527,7 @@ def ensure_synthetic(folder: pathlib.Path | None, workdir: pathlib.Path, config)
             seed=s.seed,
         )
     if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("synthetic data written")
+        parallel.barrier("synthetic data written", timeout_s=3600)  # writing may take minutes
     return folder
 
 
