@@ -87,6 +87,18 @@ def test_distributed_mode_is_checked():
     assert parallel.initialize_distributed("off") is False
 
 
+def test_process_count_and_id_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("JAX_NUM_PROCESSES", raising=False)
+    monkeypatch.delenv("JAX_PROCESS_ID", raising=False)
+    assert parallel.process_env() == {}
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+    monkeypatch.setenv("JAX_PROCESS_ID", "3")
+    assert parallel.process_env() == {"num_processes": 4, "process_id": 3}
+    monkeypatch.setenv("JAX_PROCESS_ID", "three")
+    with pytest.raises(ValueError, match="JAX_PROCESS_ID='three'; expected a non-negative integer"):
+        parallel.process_env()
+
+
 def run_on_8_devices() -> dict:
     """Executed in the subprocess: real shardings on a (2 data × 4 fsdp) mesh."""
     mesh = parallel.make_mesh((2, 4, 1))
