@@ -5,9 +5,12 @@ at F×S×S latents (default 16×32×32: 64×64 synthetic clips decoded by the da
 tiny_base's ×2 random VAE inside the step), three times in fresh processes: as is, with
 ``remat=True``, and with frozen spatial layers (``optim.trainable=temporal``).
 Prints steps/s and examples/s over the steps after the first (compilation excluded), the data-loader
-wait fraction, each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``) and XLA's
-temporary buffer size of the compiled step (``step_memory.json``: where the activations kept for the
-backward pass live, what remat shrinks; RSS also counts compilation and the runtime).
+wait fraction, each process's peak RSS (``ru_maxrss`` of that child, from ``os.wait4``: compiling
+the step is usually its largest moment), its peak RSS while training after the first step (the kernel's
+high-water mark is reset through ``/proc/PID/clear_refs`` once the first step is logged, then read
+until the process ends: what the steps themselves hold) and XLA's temporary buffer size of the
+compiled step (``step_memory.json``: where the activations kept for the backward pass live, what
+remat shrinks).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Pat
     t0 = time.perf_counter()
     with open(log, "w") as err:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        steps_peak = steady_peak_rss(proc.pid, workdir / "metrics.jsonl")
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: its peak RSS alone
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status):
@@ -70,10 +74,35 @@ def run_variant(extra: list[str], args: argparse.Namespace, workdir: pathlib.Pat
         "data_wait_fraction": sum(r["data_wait_fraction"] / r["steps_per_second"] for r in timed) / seconds,
         "first_step_seconds": 1.0 / records[0]["steps_per_second"],
         "peak_rss_gib": usage.ru_maxrss / 2**20,  # ru_maxrss is in KiB on Linux
+        "steps_peak_rss_gib": steps_peak / 2**30,
         "step_temp_gib": json.loads((workdir / "step_memory.json").read_text())["temp"] / 2**30,
         "wall_seconds": wall,
         "final_loss": records[-1]["loss"],
     }
+
+
+def _status_bytes(pid: int, field: str) -> int | None:
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith(field + ":")), None)
+    return int(line.split()[1]) * 1024 if line else None
+
+
+def steady_peak_rss(pid: int, metrics: pathlib.Path) -> int:
+    """Peak RSS of `pid` from its first logged step on (bytes): once `metrics` has a line, reset the
+    high-water mark (``clear_refs`` 5), then follow ``VmHWM`` until the process ends (polling, 20 ms)."""
+    reset, peak = False, 0
+    while True:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:  # ended (not reaped)
+            return peak
+        if not reset and metrics.is_file() and metrics.read_text().strip():
+            pathlib.Path(f"/proc/{pid}/clear_refs").write_text("5")
+            reset = True
+        if reset:
+            peak = max(peak, _status_bytes(pid, "VmHWM") or 0)
+        time.sleep(0.02)
 
 
 def main(argv: list[str]) -> int:
@@ -94,7 +123,7 @@ def main(argv: list[str]) -> int:
     )
     print(
         f"{'variant':<16}{'steps/s':>9}{'ex/s':>9}{'data wait':>11}{'1st step s':>12}{'peak RSS GiB':>14}"
-        f"{'step temp GiB':>15}"
+        f"{'steps RSS GiB':>15}{'step temp GiB':>15}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.variants:
@@ -102,7 +131,7 @@ def main(argv: list[str]) -> int:
             print(
                 f"{name:<16}{r['steps_per_second']:>9.3f}{r['examples_per_second']:>9.3f}"
                 f"{r['data_wait_fraction']:>11.1%}{r['first_step_seconds']:>12.1f}{r['peak_rss_gib']:>14.2f}"
-                f"{r['step_temp_gib']:>15.3f}",
+                f"{r['steps_peak_rss_gib']:>15.2f}{r['step_temp_gib']:>15.3f}",
                 flush=True,
             )
     return 0
