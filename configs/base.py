@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.temporal = (
         "rope_relpos"  # temporal layers: 'rope_relpos' (LaVie base) | None (2-D per frame)
     )
+    # Not in LaVie: add a sinusoidal embedding of the frame index to every temporal attention's input,
+    # so the layers know each frame's absolute place (AnimateDiff does this); no parameters.
+    config.model.frame_position = False
     config.model.attention_impl = "xla"  # spatial attention: 'xla' | 'chunked' (memory-efficient) | 'cudnn'
     config.compute_dtype = "bfloat16"  # 'float32' | 'bfloat16' activations; parameters stay float32
     config.remat = False  # per UNet block: keep block inputs only, recompute the rest (less memory)

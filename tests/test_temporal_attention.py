@@ -227,3 +227,46 @@ def test_bfloat16_compute():
     assert low.dtype == jnp.bfloat16
     high = np.asarray(models[jnp.float32](x))
     assert np.abs(np.asarray(low, np.float32) - high).max() <= 0.05 * np.abs(high).max()
+
+
+# ----------------------------------------------------------------- frame_position (not in LaVie)
+
+
+@pytest.mark.parametrize("num_image_frames", [0, 2])
+def test_frame_position_adds_frame_sinusoid_to_temporal_input(num_image_frames):
+    """``frame_position=True``: x + attn_temp(LN(x) + PE[f]) on the video frames, PE[f] = [cos, sin] of
+    f · 10000^(-i/(C/2)); the images (last frames) pass through untouched."""
+    from lavie_jax.models import transformer
+
+    batch, frames, hw, dim = 2, 6, 3, 64
+    block = transformer.BasicTransformerBlock(dim, 2, 16, frame_position=True, rngs=nnx.Rngs(0))
+    randomize(block.attn_temp, seed=5)
+    attn = {name: np.asarray(v, np.float64) for name, v in state.flat_params(block.attn_temp).items()}
+    norm = {name: np.asarray(v, np.float64) for name, v in state.flat_params(block.norm_temp).items()}
+    x = np.random.default_rng(6).normal(size=(batch * frames, hw, dim))  # ((B·F), HW, C)
+    ours = np.asarray(block.temporal_mix(jnp.asarray(x, jnp.float32), batch, num_image_frames))
+
+    fv = frames - num_image_frames
+    clip = x.reshape(batch, frames, hw, dim)
+    video = clip[:, :fv].transpose(0, 2, 1, 3).reshape(batch * hw, fv, dim)  # ((B·HW), Fv, C)
+    mean, var = video.mean(-1, keepdims=True), video.var(-1, keepdims=True)
+    normed = (video - mean) / np.sqrt(var + 1e-5) * norm["scale"] + norm["bias"]
+    angles = np.arange(fv)[:, None] * 10000.0 ** (-np.arange(dim // 2) / (dim // 2))  # (Fv, C/2)
+    pe = np.concatenate([np.cos(angles), np.sin(angles)], axis=-1)  # (Fv, C)
+    mixed = video + reference_temporal_attention(
+        normed + pe[None], attn, 2, rotary_dim=32, relative_position=True
+    )
+    expected = clip.copy()
+    expected[:, :fv] = mixed.reshape(batch, hw, fv, dim).transpose(0, 2, 1, 3)
+    assert np.abs(ours - expected.reshape(x.shape)).max() <= 1e-4
+    without = transformer.BasicTransformerBlock(dim, 2, 16, rngs=nnx.Rngs(0))
+    state.assign(without, state.flat_params(block))
+    plain = np.asarray(without.temporal_mix(jnp.asarray(x, jnp.float32), batch, num_image_frames))
+    assert np.abs(plain - ours).max() > 1e-2  # the embedding changes the output
+
+
+def test_frame_position_needs_temporal_layers():
+    from lavie_jax.models import unet3d
+
+    with pytest.raises(ValueError, match="frame_position=True with temporal=None"):
+        unet3d.UNet3DConfig(temporal=None, frame_position=True)

@@ -11,6 +11,8 @@
     x = ff(LN3(x)) + x
 
 ``temporal_after_ff`` moves the temporal attention after the feed-forward (the interpolation model).
+``frame_position`` (not in LaVie) adds the sinusoidal embedding of each video frame's index 0..F−1
+to the temporal attention's normed input.
 The kinds of temporal layers (`TEMPORAL_KINDS`):
 
 * ``None``               — none: SD's 2-D transformer on every frame.
@@ -32,6 +34,7 @@ from flax import nnx
 
 from lavie_jax.models import (
     attention,
+    embeddings,
     feedforward,
     norms,
     sparse_causal_attention,
@@ -53,6 +56,7 @@ class BasicTransformerBlock(nnx.Module):
         temporal: str | None = "rope_relpos",
         temporal_after_ff: bool = False,
         sparse_causal: bool = False,
+        frame_position: bool = False,
         impl: str = "xla",
         rngs: nnx.Rngs,
         dtype=jnp.float32,
@@ -64,6 +68,7 @@ class BasicTransformerBlock(nnx.Module):
         self.only_cross_attention = only_cross_attention
         self.sparse_causal = sparse_causal
         self.temporal_after_ff = temporal_after_ff
+        self.frame_position = frame_position
         if sparse_causal:
             self.attn1 = sparse_causal_attention.SparseCausalAttention(
                 dim, heads, impl=impl, rngs=rngs, dtype=dtype
@@ -109,7 +114,10 @@ class BasicTransformerBlock(nnx.Module):
             norm, attn = self.norm_temp, self.attn_temp
         clip = x.reshape(batch, f, hw, c)  # (B, F, HW, C)
         video = clip[:, :fv].transpose(0, 2, 1, 3).reshape(batch * hw, fv, c)  # ((B·HW), Fv, C)
-        video = video + attn(norm(video))
+        h = norm(video)
+        if self.frame_position:  # absolute frame index, sinusoidal, [cos, sin] (not in LaVie)
+            h = h + embeddings.timestep_embedding(jnp.arange(fv), c).astype(h.dtype)[None]
+        video = video + attn(h)
         video = video.reshape(batch, hw, fv, c).transpose(0, 2, 1, 3)  # (B, Fv, HW, C)
         return jnp.concatenate([video, clip[:, fv:]], axis=1).reshape(bf, hw, c)
 
@@ -149,6 +157,7 @@ class Transformer3D(nnx.Module):
         temporal: str | None = "rope_relpos",
         temporal_after_ff: bool = False,
         sparse_causal: bool = False,
+        frame_position: bool = False,
         impl: str = "xla",
         rngs: nnx.Rngs,
         dtype=jnp.float32,
@@ -167,6 +176,7 @@ class Transformer3D(nnx.Module):
             temporal=temporal,
             temporal_after_ff=temporal_after_ff,
             sparse_causal=sparse_causal,
+            frame_position=frame_position,
             impl=impl,
             rngs=rngs,
             dtype=dtype,

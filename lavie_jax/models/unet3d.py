@@ -74,6 +74,9 @@ class UNet3DConfig:
     temporal_after_ff: bool = False  # interpolation: attn1 → attn2 → ff → temporal
     sparse_causal: bool = False  # interpolation: attn1 attends to frames 0 and i−1
     temporal_modules: bool = False  # VSR: a TemporalModule3D after every down, mid and up block
+    # Not in LaVie: a sinusoidal embedding of the frame index added to every temporal attention's
+    # normed input (as AnimateDiff's motion modules do), so layers know each frame's absolute place.
+    frame_position: bool = False
     attention_impl: str = "xla"
 
     def __post_init__(self):
@@ -98,9 +101,11 @@ class UNet3DConfig:
             raise ValueError(
                 f"UNet3DConfig: temporal={self.temporal!r}; expected one of {transformer.TEMPORAL_KINDS}"
             )
-        for name in ("temporal_after_ff", "sparse_causal", "temporal_modules"):
+        for name in ("temporal_after_ff", "sparse_causal", "temporal_modules", "frame_position"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"UNet3DConfig: {name}={getattr(self, name)!r}; expected True or False")
+        if self.frame_position and self.temporal is None:
+            raise ValueError("UNet3DConfig: frame_position=True with temporal=None; expected a temporal kind")
         if self.sparse_causal and any(self.cross_only()):
             raise ValueError(
                 f"UNet3DConfig: sparse_causal=True with only_cross_attention={self.only_cross_attention!r}; "
@@ -248,6 +253,7 @@ class UNet3D(nnx.Module):
                 c.temporal,
                 c.temporal_after_ff,
                 c.sparse_causal,
+                c.frame_position,
                 c.attention_impl,
             )
 

@@ -29,6 +29,7 @@ class LevelSpec:
     temporal: str | None
     temporal_after_ff: bool
     sparse_causal: bool
+    frame_position: bool
     impl: str
 
 
@@ -42,6 +43,7 @@ def _transformer(channels: int, spec: LevelSpec, rngs, dtype) -> transformer.Tra
         temporal=spec.temporal,
         temporal_after_ff=spec.temporal_after_ff,
         sparse_causal=spec.sparse_causal,
+        frame_position=spec.frame_position,
         impl=spec.impl,
         rngs=rngs,
         dtype=dtype,
