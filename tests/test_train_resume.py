@@ -82,14 +82,14 @@ def run(mode: str, workdir) -> subprocess.CompletedProcess:
 def test_resume_after_sigkill_is_exact(tmp_path):
     import numpy as np
 
-    straight = run("straight", tmp_path / "straight")
+    straight = run("train", tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
     killed = run("kill", tmp_path / "killed")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     steps = sorted(int(p.name) for p in (tmp_path / "killed" / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [N]  # killed between checkpoints
     assert max(losses_by_step(tmp_path / "killed")) == N + 1  # it got past the checkpoint, then died
-    resumed = run("straight", tmp_path / "killed")
+    resumed = run("train", tmp_path / "killed")  # resumes from checkpoint N
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     expected, got = losses_by_step(tmp_path / "straight"), losses_by_step(tmp_path / "killed")
@@ -105,4 +105,4 @@ def test_resume_after_sigkill_is_exact(tmp_path):
 if __name__ == "__main__":
     import conftest  # noqa: F401  (the test session's JAX settings: the same matmul precision)
 
-    {"kill": run_and_kill, "straight": run_to_the_end}[sys.argv[1]](sys.argv[2])
+    {"kill": run_and_kill, "train": run_to_the_end}[sys.argv[1]](sys.argv[2])
