@@ -54,6 +54,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Not in LaVie: add a sinusoidal embedding of the frame index to every temporal attention's input,
     # so the layers know each frame's absolute place (AnimateDiff does this); no parameters.
     config.model.frame_position = False
+    # Not in LaVie: add a learned projection (zero at first) of the frame index's sinusoid to each video
+    # frame's time embedding, so every resnet knows its frame's place; image frames get none.
+    config.model.frame_time_embedding = False
     config.model.attention_impl = "xla"  # spatial attention: 'xla' | 'chunked' (memory-efficient) | 'cudnn'
     config.compute_dtype = "bfloat16"  # 'float32' | 'bfloat16' activations; parameters stay float32
     config.remat = False  # per UNet block: keep block inputs only, recompute the rest (less memory)

@@ -2,12 +2,16 @@
 every temporal layer on equals a float64 torch reference written here from the spec; joint
 image-video input; bad input."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
+from flax import nnx
 from unet_reference import Reference
 
 from lavie_jax.convert import state
@@ -124,6 +128,72 @@ def test_images_bypass_temporal_layers_and_clip_statistics(sd2d):
         assert np.abs(np.asarray(joint[:, 4 + m]) - np.asarray(single[:, 0])).max() <= 1e-5
 
 
+# --------------------------------------------------------------------------- frame_time_embedding
+class FrameTimeReference(Reference):
+    """frame_time_embedding=True (not in LaVie): each video frame's time embedding gains
+    ``frame_embedding([cos, sin](f · freqs))`` for its index f; the resnets add a per-frame bias."""
+
+    def __call__(self, x, t, ctx, **kw):
+        self.frames = x.shape[2]
+        return super().__call__(x, t, ctx, **kw)
+
+    def embed(self, t, class_labels):
+        half = self.channels[0] // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / half)
+        ang = torch.arange(self.frames, dtype=torch.float64)[:, None] * freqs[None]
+        frame = self.linear("frame_embedding", torch.cat([torch.cos(ang), torch.sin(ang)], -1))  # (F, T)
+        return super().embed(t, class_labels)[:, None] + frame[None]  # (B, F, T)
+
+    def resnet(self, name, x, temb, eps=1e-5):
+        h = self.conv(f"{name}.conv1", F.silu(self.gn(f"{name}.norm1", x, eps)))
+        h = h + self.linear(f"{name}.time_emb_proj", F.silu(temb)).permute(0, 2, 1)[..., None, None]
+        h = self.conv(f"{name}.conv2", F.silu(self.gn(f"{name}.norm2", h, eps)))
+        shortcut = self.conv(f"{name}.conv_shortcut", x) if f"{name}.conv_shortcut.weight" in self.w else x
+        return shortcut + h
+
+
+def frame_embedding_state_dict(sd2d, scale):
+    gen = torch.Generator().manual_seed(2)
+    sd = lavie_state_dict(sd2d)
+    temb, c0 = sd["time_embedding.linear_1.weight"].shape
+    sd["frame_embedding.weight"] = scale * torch.randn(temb, c0, generator=gen)
+    sd["frame_embedding.bias"] = scale * torch.randn(temb, generator=gen)
+    return sd
+
+
+def test_frame_time_embedding_equals_float64_reference(sd2d):
+    sd = frame_embedding_state_dict(sd2d, 0.5)
+    ours = convert_unet.load_unet_from_torch(sd, our_config(frame_time_embedding=True))
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 5, 8, 8))
+    ctx = rng.standard_normal((2, 7, 16))
+    t = np.array([3, 640])
+    want = FrameTimeReference(sd)(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)).numpy()
+    plain = Reference(sd)(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)).numpy()
+    assert np.abs(want - plain).max() > 0.05  # the frame embedding matters at this scale
+    got = ours(
+        jnp.asarray(x.transpose(0, 2, 3, 4, 1), jnp.float32), jnp.asarray(t), jnp.asarray(ctx, jnp.float32)
+    )
+    assert np.abs(np.asarray(got) - want.transpose(0, 2, 3, 4, 1)).max() <= 1e-4
+
+
+def test_frame_time_embedding_starts_at_zero_and_skips_images(sd2d):
+    config = our_config(frame_time_embedding=True)
+    fresh = unet3d.UNet3D(config, rngs=nnx.Rngs(0))
+    assert all(
+        float(jnp.abs(v).max()) == 0 for k, v in state.flat_params(fresh).items() if "frame_embedding" in k
+    )
+    with_frames = convert_unet.load_unet_from_torch(frame_embedding_state_dict(sd2d, 0.5), config)
+    without = convert_unet.load_unet_from_torch(frame_embedding_state_dict(sd2d, 0.0), config)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((1, 6, 8, 8, 4)), jnp.float32)  # 4 video frames + 2 images
+    ctx = jnp.asarray(rng.standard_normal((1, 7, 16)), jnp.float32)
+    a = np.asarray(with_frames(x, jnp.asarray([500]), ctx, num_image_frames=2))
+    b = np.asarray(without(x, jnp.asarray([500]), ctx, num_image_frames=2))
+    assert np.abs(a[:, :4] - b[:, :4]).max() > 0.05  # video frames see their index
+    np.testing.assert_allclose(a[:, 4:], b[:, 4:], atol=1e-6)  # images get none
+
+
 # --------------------------------------------------------------------------- bad input
 def test_bad_input_is_named(sd2d):
     ours = convert_unet.load_unet_from_torch(sd2d.state_dict(), our_config(), inflate_temporal=True)
@@ -144,6 +214,8 @@ def test_bad_input_is_named(sd2d):
             block_out_channels=(32, 64),
             up_block_types=("UpBlock3D", "UpBlock3D"),
         )
+    with pytest.raises(ValueError, match="frame_time_embedding=True with temporal_modules=True"):
+        unet3d.UNet3DConfig(frame_time_embedding=True, temporal_modules=True)
     with pytest.raises(ValueError, match="upcast_attention=True"):
         unet3d.UNet3DConfig.from_diffusers_dict({**DIFFUSERS_CONFIG, "upcast_attention": True})
     sd = dict(lavie_state_dict(sd2d))

@@ -2,7 +2,8 @@
 
 ``h = conv1(silu(GN1(x))) + Linear(silu(temb)); h = conv2(silu(GN2(h))); out = shortcut(x) + h``.
 The GroupNorms pool statistics over every video frame of a clip (image frames alone); the convs run
-per frame. Also serves images ``(B, H, W, C)`` (the VAE), where there is no time embedding.
+per frame. ``temb`` is one ``(B, T)`` per clip, or ``(B, F, T)`` per frame (UNet3DConfig's
+frame_time_embedding). Also serves images ``(B, H, W, C)`` (the VAE), where there is no time embedding.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ class ResnetBlock3D(nnx.Module):
         if self.time_emb_proj is not None:
             if temb is None:
                 raise ValueError("ResnetBlock3D: temb is required when temb_channels is set")
-            t = self.time_emb_proj(nnx.silu(temb))  # (B, C)
-            h = h + t.reshape(t.shape[0], *([1] * (h.ndim - 2)), t.shape[-1])  # broadcast over (F,) H, W
+            t = self.time_emb_proj(nnx.silu(temb))  # (B, C), or (B, F, C): one per frame
+            h = h + t.reshape(*t.shape[:-1], *([1] * (h.ndim - t.ndim)), t.shape[-1])  # over (F,) H, W
         h = nnx.silu(self.norm2(h, num_image_frames=num_image_frames))
         h = conv.apply_per_frame(self.conv2, h)  # dropout is 0 in every LaVie model
         shortcut = x if self.conv_shortcut is None else conv.apply_per_frame(self.conv_shortcut, x)

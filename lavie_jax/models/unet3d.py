@@ -77,6 +77,10 @@ class UNet3DConfig:
     # Not in LaVie: a sinusoidal embedding of the frame index added to every temporal attention's
     # normed input (as AnimateDiff's motion modules do), so layers know each frame's absolute place.
     frame_position: bool = False
+    # Not in LaVie: a learned projection (zero at initialisation) of the sinusoidal embedding of each
+    # video frame's index, added to that frame's time embedding, so every resnet knows where its
+    # frame sits in the clip. Image frames get none.
+    frame_time_embedding: bool = False
     attention_impl: str = "xla"
 
     def __post_init__(self):
@@ -101,11 +105,22 @@ class UNet3DConfig:
             raise ValueError(
                 f"UNet3DConfig: temporal={self.temporal!r}; expected one of {transformer.TEMPORAL_KINDS}"
             )
-        for name in ("temporal_after_ff", "sparse_causal", "temporal_modules", "frame_position"):
+        for name in (
+            "temporal_after_ff",
+            "sparse_causal",
+            "temporal_modules",
+            "frame_position",
+            "frame_time_embedding",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"UNet3DConfig: {name}={getattr(self, name)!r}; expected True or False")
         if self.frame_position and self.temporal is None:
             raise ValueError("UNet3DConfig: frame_position=True with temporal=None; expected a temporal kind")
+        if self.frame_time_embedding and self.temporal_modules:
+            raise ValueError(
+                "UNet3DConfig: frame_time_embedding=True with temporal_modules=True; expected at most one "
+                "(the VSR temporal modules take one time embedding per clip)"
+            )
         if self.sparse_causal and any(self.cross_only()):
             raise ValueError(
                 f"UNet3DConfig: sparse_causal=True with only_cross_attention={self.only_cross_attention!r}; "
@@ -271,6 +286,11 @@ class UNet3D(nnx.Module):
         self.time_embedding = embeddings.TimestepEmbedding(ch[0], temb, rngs=rngs, dtype=dtype)
         if c.num_class_embeds is not None:  # the VSR model's noise-level embedding
             self.class_embedding = nnx.Embed(c.num_class_embeds, temb, dtype=dtype, rngs=rngs)
+        if c.frame_time_embedding:
+            zeros = nnx.initializers.zeros
+            self.frame_embedding = nnx.Linear(
+                ch[0], temb, kernel_init=zeros, bias_init=zeros, dtype=dtype, rngs=rngs
+            )
         self.down_blocks = nnx.List(
             [
                 unet_blocks.DownBlock(
@@ -351,6 +371,15 @@ class UNet3D(nnx.Module):
             )
         check_noise_level(c, class_labels)
 
+    def _frame_embedding(self, f: int, m: int, dtype) -> jax.Array:
+        """``(F, 4·C0)``: the projected sinusoid of indices 0..F−M−1 for the video frames, 0 for images."""
+        c = self.config
+        sinusoid = embeddings.timestep_embedding(
+            jnp.arange(f - m), c.block_out_channels[0], flip_sin_to_cos=c.flip_sin_to_cos
+        )
+        emb = self.frame_embedding(sinusoid).astype(dtype)
+        return jnp.pad(emb, ((0, m), (0, 0)))
+
     def __call__(
         self,
         sample: jax.Array,
@@ -374,6 +403,8 @@ class UNet3D(nnx.Module):
             temb = temb + self.class_embedding(
                 jnp.broadcast_to(jnp.asarray(class_labels, jnp.int32).reshape(-1), (b,))
             )
+        if c.frame_time_embedding:
+            temb = temb[:, None] + self._frame_embedding(f, m, temb.dtype)  # (B, F, 4·C0)
         ctx = encoder_hidden_states
         if ctx.ndim == 3:
             ctx = jnp.broadcast_to(
