@@ -4,21 +4,25 @@ N DDPM steps with classifier-free guidance (batch 2 = cond + uncond) of a width-
 (128/256/512/512, 4 heads) at 16 × 40 × 64 latents, inside one jitted ``fori_loop``, against
 diffusers' UNet2DConditionModel in PyTorch eager over all 32 frames at the same widths (the
 spatial-only lower bound). Each measurement runs in its own process: compile time, seconds per step,
-peak RSS. ``--full`` also runs one CFG step of the full-width base UNet (909 M parameters, random
-weights) with the chunked attention — slow (minutes).
+peak RSS. The "warm cache" row is what a second ``python -m lavie_jax.sample`` run sees: the program
+comes from the persistent compilation cache (filled by a first process), so the peak RSS is the
+sampling's own, without the compiler's. ``--full`` also runs one CFG step of the full-width base UNet
+(909 M parameters, random weights) with the chunked attention — slow (minutes).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 import time
 
 REDUCED = dict(block_out_channels=(128, 256, 512, 512), num_attention_heads=4)
 FULL = dict()  # the released configuration
 
 
-def child_jax(steps: int, full: bool, impl: str, progress: bool) -> dict:
+def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | None) -> dict:
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -30,6 +34,10 @@ def child_jax(steps: int, full: bool, impl: str, progress: bool) -> dict:
 
     from .common import peak_rss_gb
 
+    if cache:
+        from lavie_jax import compilation_cache
+
+        compilation_cache.enable(cache)
     config = unet3d.UNet3DConfig(**(FULL if full else REDUCED), attention_impl=impl)
     graph, params = nnx.split(unet3d.UNet3D(config, rngs=nnx.Rngs(0)))
     plan = samplers.make_plan("ddpm", schedule.ScheduleConfig(), steps, spacing="lavie_base")
@@ -86,9 +94,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--impl", default="chunked", help=argparse.SUPPRESS)
     parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child == "jax":
-        print(json.dumps(child_jax(args.steps, args.full_child, args.impl, args.progress)))
+        print(json.dumps(child_jax(args.steps, args.full_child, args.impl, args.progress, args.cache)))
         return 0
     if args.child == "torch":
         print(json.dumps(child_torch(args.steps)))
@@ -97,6 +106,7 @@ def main(argv: list[str]) -> int:
     from .common import run_child
 
     steps = str(args.steps)
+    cache = tempfile.mkdtemp(prefix="lavie_jax_bench_cache_")
     rows = {
         "JAX chunked": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "chunked"),
         "JAX xla": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "xla"),
@@ -105,6 +115,10 @@ def main(argv: list[str]) -> int:
         ),
         "PyTorch eager, spatial only": run_child("sample", "--child", "torch", "--steps", steps),
     }
+    warm = ("sample", "--child", "jax", "--steps", steps, "--cache", cache)
+    run_child(*warm)  # fills the cache
+    rows["JAX chunked, warm cache"] = run_child(*warm)
+    shutil.rmtree(cache, ignore_errors=True)
     if args.full:
         rows["JAX full 909M, 1 CFG step, chunked"] = run_child(
             "sample", "--child", "jax", "--steps", "1", "--full-child", "--impl", "chunked"
@@ -113,7 +127,7 @@ def main(argv: list[str]) -> int:
     for name, r in rows.items():
         print(f"{name:40s} {r['compile_s']:10.1f} {r['s_per_step']:8.2f} {r['peak_rss_gb']:12.2f}")
     ref = rows["PyTorch eager, spatial only"]
-    for name in ("JAX chunked", "JAX xla"):
+    for name in ("JAX chunked", "JAX xla", "JAX chunked, warm cache"):
         r = rows[name]
         print(
             f"{name}: s/step ratio PyTorch/JAX {ref['s_per_step'] / r['s_per_step']:.2f}×, "
