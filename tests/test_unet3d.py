@@ -2,14 +2,11 @@
 every temporal layer on equals a float64 torch reference written here from the spec; joint
 image-video input; bad input."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from flax import nnx
 from unet_reference import Reference
@@ -138,18 +135,8 @@ class FrameTimeReference(Reference):
         return super().__call__(x, t, ctx, **kw)
 
     def embed(self, t, class_labels):
-        half = self.channels[0] // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / half)
-        ang = torch.arange(self.frames, dtype=torch.float64)[:, None] * freqs[None]
-        frame = self.linear("frame_embedding", torch.cat([torch.cos(ang), torch.sin(ang)], -1))  # (F, T)
-        return super().embed(t, class_labels)[:, None] + frame[None]  # (B, F, T)
-
-    def resnet(self, name, x, temb, eps=1e-5):
-        h = self.conv(f"{name}.conv1", F.silu(self.gn(f"{name}.norm1", x, eps)))
-        h = h + self.linear(f"{name}.time_emb_proj", F.silu(temb)).permute(0, 2, 1)[..., None, None]
-        h = self.conv(f"{name}.conv2", F.silu(self.gn(f"{name}.norm2", h, eps)))
-        shortcut = self.conv(f"{name}.conv_shortcut", x) if f"{name}.conv_shortcut.weight" in self.w else x
-        return shortcut + h
+        frame = self.linear("frame_embedding", self.sinusoid(torch.arange(self.frames)))  # (F, T)
+        return super().embed(t, class_labels)[:, None] + frame[None]  # (B, F, T); resnets add per frame
 
 
 def frame_embedding_state_dict(sd2d, scale):

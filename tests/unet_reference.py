@@ -43,7 +43,8 @@ class Reference:
 
     def resnet(self, name, x, temb, eps=1e-5):
         h = self.conv(f"{name}.conv1", F.silu(self.gn(f"{name}.norm1", x, eps)))
-        h = h + self.linear(f"{name}.time_emb_proj", F.silu(temb))[:, :, None, None, None]
+        t = self.linear(f"{name}.time_emb_proj", F.silu(temb))  # (B, C), or (B, F, C): one per frame
+        h = h + (t[:, :, None, None, None] if t.ndim == 2 else t.permute(0, 2, 1)[..., None, None])
         h = self.conv(f"{name}.conv2", F.silu(self.gn(f"{name}.norm2", h, eps)))
         shortcut = self.conv(f"{name}.conv_shortcut", x) if f"{name}.conv_shortcut.weight" in self.w else x
         return shortcut + h
@@ -119,11 +120,14 @@ class Reference:
     def after_level(self, name, h, temb):
         return h
 
-    def embed(self, t, class_labels):
+    def sinusoid(self, t):  # (N,) → (N, C0): [cos, sin] of t · 10000^(−i/half)
         half = self.channels[0] // 2
         freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float64) / half)
         ang = t.double()[:, None] * freqs[None]
-        temb = torch.cat([torch.cos(ang), torch.sin(ang)], -1)
+        return torch.cat([torch.cos(ang), torch.sin(ang)], -1)
+
+    def embed(self, t, class_labels):
+        temb = self.sinusoid(t)
         return self.linear("time_embedding.linear_2", F.silu(self.linear("time_embedding.linear_1", temb)))
 
     def conv_in_input(self, x, low_res):
