@@ -6,6 +6,7 @@ import pytest
 import tiny_sd
 import torch
 
+from lavie_jax import compiler_options
 from lavie_jax.pipelines import base
 
 
@@ -87,3 +88,12 @@ def test_incomplete_model_folder(tmp_path):
     (tmp_path / "m" / "model_index.json").write_text('{"stage": "base", "components": {}}')
     with pytest.raises(ValueError, match="incomplete; missing: unet/config.json"):
         base.BasePipeline.from_pretrained(tmp_path / "m")
+
+
+def test_sampling_program_compiles_with_the_compiler_options(setup, monkeypatch):
+    """The stage's compile passes `compiler_options.sampling()` to XLA: a bogus value reaches XLA's
+    option parser (and fails there), so the real one is applied the same way."""
+    _, pipe = setup
+    monkeypatch.setattr(compiler_options, "sampling", lambda: {"xla_cpu_scheduler_type": "NOT_A_SCHEDULER"})
+    with pytest.raises(Exception, match="xla_cpu_scheduler_type"):
+        pipe(["a cat"], num_frames=3, steps=1)  # a shape not compiled before

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lavie_jax import compiler_options
 from lavie_jax.models import clip_text, tokenizer, unet3d, vae
 from lavie_jax.pipelines import arguments, denoise, frames, loading, stage_defaults
 from lavie_jax.pipelines import prompts as prompting
@@ -62,7 +63,8 @@ class Stage:
     def compile_cached(self, key: tuple, build: Callable[[], Callable], *abstract_args):
         """``jax.jit(build())`` lowered for ``(models, *abstract_args)`` and compiled, once per `key`."""
         if key not in self._compiled:
-            self._compiled[key] = build().lower(self.models(), *abstract_args).compile()
+            lowered = build().lower(self.models(), *abstract_args)
+            self._compiled[key] = lowered.compile(compiler_options=compiler_options.sampling())
         return self._compiled[key]
 
     def shared_request(

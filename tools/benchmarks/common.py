@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import resource
 import statistics
@@ -37,11 +38,17 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def run_child(*args: str) -> dict:
+def run_child(*args: str, env: dict | None = None) -> dict:
     """Run ``python tools/benchmark.py args`` (a measurement in its own process, so its peak RSS is its
-    own) and parse the JSON line it prints last."""
+    own; `env` adds environment variables) and parse the JSON line it prints last."""
     script = pathlib.Path(__file__).resolve().parents[1] / "benchmark.py"
-    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     if out.returncode:
         raise RuntimeError(f"benchmark.py {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,7 +6,9 @@ diffusers' UNet2DConditionModel in PyTorch eager over all 32 frames at the same 
 spatial-only lower bound). Each measurement runs in its own process: compile time, seconds per step,
 peak RSS. The "warm cache" row is what a second ``python -m lavie_jax.sample`` run sees: the program
 comes from the persistent compilation cache (filled by a first process), so the peak RSS is the
-sampling's own, without the compiler's. ``--full`` also runs one CFG step of the full-width base UNet
+sampling's own, without the compiler's. JAX rows compile as the pipelines do, with
+`lavie_jax.compiler_options` (XLA's memory-minimising scheduler on CPU); the "default XLA scheduler"
+row shows what that choice saves. ``--full`` also runs one CFG step of the full-width base UNet
 (909 M parameters, random weights) with the chunked attention — slow (minutes).
 """
 
@@ -27,6 +29,7 @@ def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | No
     import jax.numpy as jnp
     from flax import nnx
 
+    from lavie_jax import compiler_options
     from lavie_jax.diffusion import samplers, schedule
     from lavie_jax.models import unet3d
     from lavie_jax.pipelines import guidance
@@ -56,7 +59,7 @@ def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | No
         return jax.lax.fori_loop(0, steps, body, samplers.init(x, jax.random.key(3))).sample
 
     t0 = time.perf_counter()
-    compiled = jax.jit(loop).lower(params, x, ctx).compile()
+    compiled = jax.jit(loop).lower(params, x, ctx).compile(compiler_options=compiler_options.sampling())
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     compiled(params, x, ctx).block_until_ready()
@@ -103,12 +106,17 @@ def main(argv: list[str]) -> int:
         print(json.dumps(child_torch(args.steps)))
         return 0
 
+    from lavie_jax import compiler_options
+
     from .common import run_child
 
     steps = str(args.steps)
     cache = tempfile.mkdtemp(prefix="lavie_jax_bench_cache_")
     rows = {
         "JAX chunked": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "chunked"),
+        "JAX chunked, default XLA scheduler": run_child(
+            "sample", "--child", "jax", "--steps", steps, env={compiler_options.ENV_VAR: "default"}
+        ),
         "JAX xla": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "xla"),
         "JAX chunked + progress callback": run_child(
             "sample", "--child", "jax", "--steps", steps, "--progress"
@@ -127,7 +135,7 @@ def main(argv: list[str]) -> int:
     for name, r in rows.items():
         print(f"{name:40s} {r['compile_s']:10.1f} {r['s_per_step']:8.2f} {r['peak_rss_gb']:12.2f}")
     ref = rows["PyTorch eager, spatial only"]
-    for name in ("JAX chunked", "JAX xla", "JAX chunked, warm cache"):
+    for name in ("JAX chunked", "JAX chunked, default XLA scheduler", "JAX xla", "JAX chunked, warm cache"):
         r = rows[name]
         print(
             f"{name}: s/step ratio PyTorch/JAX {ref['s_per_step'] / r['s_per_step']:.2f}×, "
