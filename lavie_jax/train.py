@@ -421,6 +421,9 @@ def build_encoders(config: ml_collections.ConfigDict) -> Encoders:
     dtype = COMPUTE_DTYPES[config.compute_dtype]
     source = config.encoders_from or config.init_from
     folder = pathlib.Path(source) if source else None
+    if folder is not None and not folder.is_dir():  # not a silent fallback to random encoders
+        field = "encoders_from" if config.encoders_from else "init_from"
+        raise ValueError(f"config.{field}={source!r}: no such folder; expected a model folder")
 
     def component(name: str, kind: str, build, fields: ml_collections.ConfigDict, seed: int) -> nnx.Module:
         if folder is not None and (folder / name).is_dir():

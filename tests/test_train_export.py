@@ -55,6 +55,11 @@ def test_vae_stage_learns_and_exports_with_measured_scaling(tmp_path):
     base = train_helpers.tiny_config(num_steps=1, encoders_from=str(tmp_path / "model"))
     encoders = train.build_encoders(base)
     assert train_helpers.max_abs_diff(export._flat(encoders.vae), export._flat(vae)) == 0.0
+    # A folder that is gone (e.g. moved after training; the export rebuilds the encoders) is an error,
+    # not random encoders of config.vae's shape.
+    gone = train_helpers.tiny_config(num_steps=1, encoders_from=str(tmp_path / "moved"))
+    with pytest.raises(ValueError, match=r"config.encoders_from='.*moved': no such folder"):
+        train.build_encoders(gone)
 
 
 def test_base_run_exports_a_model_folder_the_pipeline_loads(tmp_path):
