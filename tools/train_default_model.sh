@@ -42,8 +42,7 @@ fi
 latents() {  # MEDIA FRAMES STRIDE; tfds renames the finished dataset into place, so it marks completion
     [ -e "$WORK/latents_$1/lavie_latents/float32/1.0.0" ] || "$PY" tools/precompute_latents.py \
         --model "$OUT/base_1" --src "$WORK/data_32_8k" --kind synthetic --media "$1" \
-        --out "$WORK/latents_$1" --frames "$2" --stride "$3" --height 32 --width 32 --frame-batch 64 \
-        --overwrite
+        --out "$WORK/latents_$1" --frames "$2" --stride "$3" --height 32 --width 32 --frame-batch 64
 }
 latents video 16 4
 latents image 1 1
