@@ -81,6 +81,27 @@ def test_synthetic_is_deterministic_and_captions_match_pixels(synth, tmp_path):
         assert np.asarray(Image.open(synth / item["path"])).shape == (H, W, 3)
 
 
+def test_synthetic_clips_are_lossless(synth):
+    """The decoded clip is the rendered one after the 4:2:0 conversion alone (the encoder is
+    lossless, so no encoder decision — which once differed between processes — reaches the data)."""
+    import av
+
+    for i, row in enumerate(csv.DictReader(open(synth / "videos.csv"))):
+        rng = synthetic.item_rng(3, synthetic._VIDEO, i)
+        spec = synthetic.random_spec(rng, moving=True)
+        assert spec.caption() == row["caption"]
+        rendered = synthetic.render_clip(spec, rng, FRAMES, H, W)
+        through_420 = np.stack(
+            [
+                av.VideoFrame.from_ndarray(f, format="rgb24")
+                .reformat(format="yuv420p")
+                .to_ndarray(format="rgb24")
+                for f in rendered
+            ]
+        )
+        np.testing.assert_array_equal(full_decode(synth / row["path"]), through_420)
+
+
 def test_video_folder_source_and_seeking_decode(synth):
     videos, _ = sources.synthetic_sources(synth)
     assert len(videos) == 6

@@ -128,8 +128,8 @@ def render_image(spec: ShapeSpec, rng: np.random.Generator, height: int, width: 
 
 
 def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, *, keyframe_every: int = 8) -> None:
-    """H.264 mp4 with the index (moov) at the front, so a cut-off file still opens and fails only
-    where its data ends — what a truncated download looks like to the reader."""
+    """Lossless H.264 mp4 (4:2:0) with the index (moov) at the front, so a cut-off file still opens
+    and fails only where its data ends — what a truncated download looks like to the reader."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"write_mp4: frames must be uint8 (F, H, W, 3), got {frames.dtype} {frames.shape}")
@@ -139,7 +139,11 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, *, keyfra
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "g": str(keyframe_every), "preset": "veryfast", "bf": "0"}
+        # Lossless (qp 0): the decoded frames are the rendered ones after the yuv420p conversion,
+        # whatever the encoder decides. With rate control (crf 12, as before) x264 wrote different
+        # bytes for the same frames in some processes — those that had loaded JAX, more often under
+        # CPU contention, even with one thread — so two runs with one seed trained on different data.
+        stream.options = {"qp": "0", "g": str(keyframe_every), "preset": "veryfast", "bf": "0"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
