@@ -4,9 +4,14 @@ Every run is this file run as a script in a fresh process: the straight run; the
 sends itself SIGKILL while step N+2 is starting once step N's checkpoint is on disk (no chance to
 save); and the restart, which reads the train state and the grain iterator state from checkpoint N.
 Losses must match step for step and the final parameters must be the same, within 1e-6. The scripts
-import conftest (the test session's matmul precision). Fresh processes because in-process runs after
-other tests once differed from a subprocess's by 3.2e-6 (cause not found: some state earlier tests
-leave in the pytest process), which is no property of resuming.
+import conftest (the test session's matmul precision). Fresh processes, so no state of earlier tests
+enters, and a compilation cache of the test's own that starts empty, as on a clean machine: the
+straight run compiles, the later runs load its programs.
+
+Each run writes the synthetic set into its workdir; the sets must be byte-identical. (They once
+were not: x264 with FFmpeg's automatic thread count wrote different bytes for a few clips in some
+processes, and the losses then differed by ~1e-5 from step 1 — a data difference, no property of
+resuming, which is why this is checked first.)
 """
 
 import json
@@ -68,7 +73,8 @@ def run_to_the_end(workdir: str) -> None:
 
 
 def run(mode: str, workdir) -> subprocess.CompletedProcess:
-    """This file as a script in a fresh process (all three runs: in-suite state cannot differ)."""
+    """This file as a script in a fresh process, with the compilation cache WORKDIR/../jax_cache."""
+    env = {**os.environ, "LAVIE_JAX_CACHE_DIR": str(pathlib.Path(workdir).parent / "jax_cache")}
     return subprocess.run(
         [sys.executable, __file__, mode, str(workdir)],
         capture_output=True,
@@ -76,7 +82,20 @@ def run(mode: str, workdir) -> subprocess.CompletedProcess:
         timeout=600,
         check=False,
         cwd=ROOT,
+        env=env,
     )
+
+
+def differing_files(a: pathlib.Path, b: pathlib.Path) -> list[str]:
+    names = sorted(
+        {p.relative_to(a) for p in a.rglob("*") if p.is_file()}
+        | {p.relative_to(b) for p in b.rglob("*") if p.is_file()}
+    )
+    return [
+        str(n)
+        for n in names
+        if not ((a / n).is_file() and (b / n).is_file() and (a / n).read_bytes() == (b / n).read_bytes())
+    ]
 
 
 def test_resume_after_sigkill_is_exact(tmp_path):
@@ -92,6 +111,8 @@ def test_resume_after_sigkill_is_exact(tmp_path):
     resumed = run("train", tmp_path / "killed")  # resumes from checkpoint N
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
+    (data_straight,) = (tmp_path / "straight").glob("synthetic_*")
+    assert differing_files(data_straight, tmp_path / "killed" / data_straight.name) == []
     expected, got = losses_by_step(tmp_path / "straight"), losses_by_step(tmp_path / "killed")
     assert sorted(got) == list(range(1, 2 * N + 1))
     for step in expected:
