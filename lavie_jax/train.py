@@ -31,7 +31,7 @@ from absl import app, flags, logging
 from flax import nnx
 from ml_collections import config_flags
 
-from lavie_jax import compilation_cache, parallel
+from lavie_jax import compilation_cache, heap, parallel
 from lavie_jax.models import io as model_io
 from lavie_jax.training import (
     autoencoder,
@@ -172,6 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> train
             batch = parallel.global_batch(model_inputs(host_batch, encoders.tokenizer), mesh)
             if compiled is None:  # ahead of time, to report the step's memory before running it
                 compiled = train_step.lower(state, encoder_params, batch).compile()
+                heap.release_free_memory()  # the compiler's freed temporaries
                 write_memory_report(compiled, workdir)
             state, step_metrics = compiled(state, encoder_params, batch)
             step_metrics["bad_steps"] = state.bad_steps + 0  # a copy: `state` is donated next step

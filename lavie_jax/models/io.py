@@ -68,6 +68,6 @@ def load_component(
     if not weights.is_file():
         raise ValueError(f"{kind} folder {str(folder)!r} has no {WEIGHTS_NAME}")
     module = nnx.eval_shape(lambda: build(config))
-    flat = {k: v.astype(np.float32) for k, v in safetensors.numpy.load_file(str(weights)).items()}
+    flat = {k: v.astype(np.float32, copy=False) for k, v in safetensors.numpy.load_file(str(weights)).items()}
     state.assign(module, flat, what=f"{kind} ({weights})")
     return module

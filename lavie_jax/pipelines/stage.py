@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from lavie_jax import compiler_options
+from lavie_jax import compiler_options, heap
 from lavie_jax.models import clip_text, tokenizer, unet3d, vae
 from lavie_jax.pipelines import arguments, denoise, frames, loading, stage_defaults
 from lavie_jax.pipelines import prompts as prompting
@@ -65,6 +65,7 @@ class Stage:
         if key not in self._compiled:
             lowered = build().lower(self.models(), *abstract_args)
             self._compiled[key] = lowered.compile(compiler_options=compiler_options.sampling())
+            heap.release_free_memory()  # the compiler's freed temporaries, before the program runs
         return self._compiled[key]
 
     def shared_request(

@@ -8,7 +8,9 @@ peak RSS. The "warm cache" row is what a second ``python -m lavie_jax.sample`` r
 comes from the persistent compilation cache (filled by a first process), so the peak RSS is the
 sampling's own, without the compiler's. JAX rows compile as the pipelines do, with
 `lavie_jax.compiler_options` (XLA's memory-minimising scheduler on CPU); the "default XLA scheduler"
-row shows what that choice saves. ``--full`` also runs one CFG step of the full-width base UNet
+row shows what that choice saves. As in the pipelines, the JAX children load the UNet from a component
+folder (a first child writes the random weights, seed 0) and release the compiler's freed heap
+(`lavie_jax.heap`) before running. ``--full`` also runs one CFG step of the full-width base UNet
 (909 M parameters, random weights) with the chunked attention — slow (minutes).
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pathlib
 import shutil
 import tempfile
 import time
@@ -24,13 +27,26 @@ REDUCED = dict(block_out_channels=(128, 256, 512, 512), num_attention_heads=4)
 FULL = dict()  # the released configuration
 
 
-def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | None) -> dict:
+def child_save(folder: str, full: bool) -> dict:
+    """Write the random UNet (seed 0) as a component folder, for the JAX children to load."""
+    from flax import nnx
+
+    from lavie_jax.models import io as model_io
+    from lavie_jax.models import unet3d
+
+    config = unet3d.UNet3DConfig(**(FULL if full else REDUCED))
+    model_io.save_component(folder, unet3d.UNet3D(config, rngs=nnx.Rngs(0)), {}, kind="unet")
+    return {}
+
+
+def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | None, weights: str) -> dict:
     import jax
     import jax.numpy as jnp
     from flax import nnx
 
-    from lavie_jax import compiler_options
+    from lavie_jax import compiler_options, heap
     from lavie_jax.diffusion import samplers, schedule
+    from lavie_jax.models import io as model_io
     from lavie_jax.models import unet3d
     from lavie_jax.pipelines import guidance
     from lavie_jax.pipelines import progress as progress_lib
@@ -42,7 +58,11 @@ def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | No
 
         compilation_cache.enable(cache)
     config = unet3d.UNet3DConfig(**(FULL if full else REDUCED), attention_impl=impl)
-    graph, params = nnx.split(unet3d.UNet3D(config, rngs=nnx.Rngs(0)))
+    # Loaded from a component folder, as the pipelines load a model (no eager init in this process).
+    unet = model_io.load_component(
+        weights, kind="unet", build=lambda _: unet3d.UNet3D(config, rngs=nnx.Rngs(0))
+    )
+    graph, params = nnx.split(unet)
     plan = samplers.make_plan("ddpm", schedule.ScheduleConfig(), steps, spacing="lavie_base")
     x = jax.random.normal(jax.random.key(1), (1, 16, 40, 64, 4))
     ctx = jax.random.normal(jax.random.key(2), (2, 77, 768))
@@ -61,6 +81,7 @@ def child_jax(steps: int, full: bool, impl: str, progress: bool, cache: str | No
     t0 = time.perf_counter()
     compiled = jax.jit(loop).lower(params, x, ctx).compile(compiler_options=compiler_options.sampling())
     compile_s = time.perf_counter() - t0
+    heap.release_free_memory()  # as the pipelines do after compiling
     t0 = time.perf_counter()
     compiled(params, x, ctx).block_until_ready()
     run_s = time.perf_counter() - t0
@@ -93,14 +114,22 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tools/benchmark.py sample", description=__doc__)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="also one CFG step of the full 909 M UNet (slow)")
-    parser.add_argument("--child", choices=("jax", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("save", "jax", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="chunked", help=argparse.SUPPRESS)
     parser.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child == "save":
+        print(json.dumps(child_save(args.weights, args.full_child)))
+        return 0
     if args.child == "jax":
-        print(json.dumps(child_jax(args.steps, args.full_child, args.impl, args.progress, args.cache)))
+        print(
+            json.dumps(
+                child_jax(args.steps, args.full_child, args.impl, args.progress, args.cache, args.weights)
+            )
+        )
         return 0
     if args.child == "torch":
         print(json.dumps(child_torch(args.steps)))
@@ -111,26 +140,40 @@ def main(argv: list[str]) -> int:
     from .common import run_child
 
     steps = str(args.steps)
-    cache = tempfile.mkdtemp(prefix="lavie_jax_bench_cache_")
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="lavie_jax_bench_"))
+    weights, cache = scratch / "unet", scratch / "cache"
+    run_child("sample", "--child", "save", "--weights", str(weights))
+
+    def jax_row(*extra: str, env=None) -> dict:
+        return run_child(
+            "sample", "--child", "jax", "--steps", steps, "--weights", str(weights), *extra, env=env
+        )
+
     rows = {
-        "JAX chunked": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "chunked"),
-        "JAX chunked, default XLA scheduler": run_child(
-            "sample", "--child", "jax", "--steps", steps, env={compiler_options.ENV_VAR: "default"}
-        ),
-        "JAX xla": run_child("sample", "--child", "jax", "--steps", steps, "--impl", "xla"),
-        "JAX chunked + progress callback": run_child(
-            "sample", "--child", "jax", "--steps", steps, "--progress"
-        ),
+        "JAX chunked": jax_row("--impl", "chunked"),
+        "JAX chunked, default XLA scheduler": jax_row(env={compiler_options.ENV_VAR: "default"}),
+        "JAX xla": jax_row("--impl", "xla"),
+        "JAX chunked + progress callback": jax_row("--progress"),
         "PyTorch eager, spatial only": run_child("sample", "--child", "torch", "--steps", steps),
     }
-    warm = ("sample", "--child", "jax", "--steps", steps, "--cache", cache)
-    run_child(*warm)  # fills the cache
-    rows["JAX chunked, warm cache"] = run_child(*warm)
-    shutil.rmtree(cache, ignore_errors=True)
+    jax_row("--cache", str(cache))  # fills the cache
+    rows["JAX chunked, warm cache"] = jax_row("--cache", str(cache))
     if args.full:
+        full = scratch / "unet_full"
+        run_child("sample", "--child", "save", "--full-child", "--weights", str(full))
         rows["JAX full 909M, 1 CFG step, chunked"] = run_child(
-            "sample", "--child", "jax", "--steps", "1", "--full-child", "--impl", "chunked"
+            "sample",
+            "--child",
+            "jax",
+            "--steps",
+            "1",
+            "--full-child",
+            "--impl",
+            "chunked",
+            "--weights",
+            str(full),
         )
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"{'run':40s} {'compile s':>10s} {'s/step':>8s} {'peak RSS GB':>12s}")
     for name, r in rows.items():
         print(f"{name:40s} {r['compile_s']:10.1f} {r['s_per_step']:8.2f} {r['peak_rss_gb']:12.2f}")
