@@ -2,7 +2,7 @@
 
 Compiling a large program leaves hundreds of MB of freed but still resident heap in the process
 (LLVM's and XLA's temporaries): glibc returns only the free memory at the top of the heap on its
-own. Sampling calls `release_free_memory` after each compilation, so that memory does not add to
+own. Sampling (and training) call `release_free_memory` after each compilation, so that memory does not add to
 the peak while the program runs (the reduced base UNet's CFG step: peak RSS 2.77 → 2.47 GB here).
 """
 

@@ -9,8 +9,8 @@ enters, and a compilation cache of the test's own that starts empty, as on a cle
 straight run compiles, the later runs load its programs.
 
 Each run writes the synthetic set into its workdir; the sets must be byte-identical. (They once
-were not: x264 with FFmpeg's automatic thread count wrote different bytes for a few clips in some
-processes, and the losses then differed by ~1e-5 from step 1 — a data difference, no property of
+were not: x264 at crf 12 wrote different bytes for a few clips in some processes that had loaded
+JAX, and the losses then differed by ~1e-5 from step 1 — a data difference, no property of
 resuming, which is why this is checked first.)
 """
 
